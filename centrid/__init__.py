@@ -1,0 +1,1 @@
+"""Centrid data layer: tables -> security -> request scope -> API."""

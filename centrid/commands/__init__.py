@@ -1,0 +1,1 @@
+"""Commands of the `centrid` Piccolo app (`piccolo centrid ...`)."""

@@ -1,0 +1,1 @@
+"""Declarations of what each table allows, and their rendering to SQL."""

@@ -1,0 +1,108 @@
+"""The vocabulary a table module uses to declare its security and extras.
+
+A table's policies, grants, triggers and the database-side objects Piccolo
+cannot express are written as data next to its class, so one file shows all
+a table allows. `centrid.security.render` turns these into SQL for
+migrations, and `piccolo centrid check` compares them with a live database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from piccolo.table import Table
+
+Command = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
+Privilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
+
+API_ROLES = ("anon", "authenticated", "service_role")
+ADMIN_ROLE = "centrid_admin"
+ALL_ROLES = (*API_ROLES, ADMIN_ROLE)
+
+# Evaluated once per statement thanks to the scalar sub-select (an InitPlan)
+# instead of once per row.
+CURRENT_UID = "(select auth.uid())"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    command: Command
+    roles: tuple[str, ...]
+    using: str | None = None
+    with_check: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Table privileges for a role; with `columns`, column privileges."""
+
+    role: str
+    privileges: tuple[Privilege, ...]
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index Piccolo's column options cannot express (composite, GIN...)."""
+
+    name: str
+    definition: str  # e.g. "(user_id, created_at DESC, id DESC)"
+    method: Literal["btree", "gin"] = "btree"
+
+
+@dataclass(frozen=True)
+class GeneratedTsvector:
+    """A tsvector column kept by the database from a text column."""
+
+    column: str
+    source: str
+    config: str = "english"
+
+
+@dataclass(frozen=True)
+class TableSecurity:
+    table: type[Table]
+    policies: tuple[Policy, ...]
+    grants: tuple[Grant, ...]
+    # Column that defaults to auth.uid() for a user's own rows.
+    owner_default: str | None = None
+    touch_updated_at: bool = True
+    tsvector: GeneratedTsvector | None = None
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+
+    @property
+    def tablename(self) -> str:
+        name: str = self.table._meta.tablename
+        return name
+
+
+def owner_policies(table: str, predicate: str, *, writable: tuple[Command, ...]) -> tuple[Policy, ...]:
+    """SELECT plus the given write commands for `authenticated`, all guarded
+    by `predicate`. Writes carry WITH CHECK so a row can never be created
+    for, or moved to, someone else."""
+    policies = [Policy(f"{table}_select_own", "SELECT", ("authenticated",), using=predicate)]
+    for command in writable:
+        lower = command.lower()
+        if command == "INSERT":
+            policies.append(Policy(f"{table}_{lower}_own", command, ("authenticated",), with_check=predicate))
+        elif command == "UPDATE":
+            policies.append(
+                Policy(f"{table}_{lower}_own", command, ("authenticated",), using=predicate, with_check=predicate)
+            )
+        else:
+            policies.append(Policy(f"{table}_{lower}_own", command, ("authenticated",), using=predicate))
+    return tuple(policies)
+
+
+def owned_by_caller(column: str = "user_id") -> str:
+    return f"{column} = {CURRENT_UID}"
+
+
+def service_grants(*, insert_only: bool = False) -> tuple[Grant, ...]:
+    """service_role (BYPASSRLS) and the admin role see and change every row."""
+    privileges: tuple[Privilege, ...] = (
+        ("SELECT", "INSERT") if insert_only else ("SELECT", "INSERT", "UPDATE", "DELETE")
+    )
+    return (Grant("service_role", privileges), Grant(ADMIN_ROLE, privileges))

@@ -1,0 +1,108 @@
+"""`documents` and their retrieval `document_chunks`.
+
+Chunks have no owner column of their own: they are reachable exactly when
+their parent document is, so ownership can never disagree between the two.
+"""
+
+from piccolo.columns import UUID, ForeignKey, Integer, Text
+from piccolo.columns.base import OnDelete
+from piccolo.constraints import Check, Unique
+from piccolo.table import Table
+
+from centrid.security.declarations import (
+    CURRENT_UID,
+    GeneratedTsvector,
+    Grant,
+    Index,
+    TableSecurity,
+    owned_by_caller,
+    owner_policies,
+    service_grants,
+)
+from centrid.tables.columns import created_at, owner, updated_at
+
+PROCESSING_STATUSES = ("pending", "processing", "completed", "failed")
+
+
+class Document(Table, tablename="documents"):
+    id = UUID(primary_key=True)
+    # Indexed by the composite indexes below, which lead with user_id.
+    user_id = owner(index=False)
+    filename = Text(null=False, default=None)
+    file_type = Text(null=False, default=None)
+    file_size = Integer(null=False, default=None)
+    processing_status = Text(default="pending", null=False, index=True)
+    content_text = Text(null=True, default=None)
+    storage_path = Text(null=True, default=None)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    documents_processing_status_check = Check(
+        "processing_status IN ('pending', 'processing', 'completed', 'failed')")
+    documents_file_size_check = Check("file_size > 0")
+
+
+DOCUMENT_SECURITY = TableSecurity(
+    table=Document,
+    policies=owner_policies("documents", owned_by_caller(), writable=("INSERT", "UPDATE", "DELETE")),
+    grants=(
+        Grant("anon", ("SELECT",)),
+        Grant("authenticated", ("SELECT", "DELETE")),
+        Grant(
+            "authenticated",
+            ("INSERT",),
+            columns=("user_id", "filename", "file_type", "file_size", "processing_status", "content_text", "storage_path"),
+        ),
+        Grant(
+            "authenticated",
+            ("UPDATE",),
+            columns=("filename", "file_type", "file_size", "processing_status", "content_text", "storage_path"),
+        ),
+        *service_grants(),
+    ),
+    owner_default="user_id",
+    tsvector=GeneratedTsvector(column="search_vector", source="content_text"),
+    indexes=(
+        # "My newest documents", keyset-paginated on (created_at, id).
+        Index("documents_user_created_idx", "(user_id, created_at DESC, id DESC)"),
+        # "My documents with status X", newest first.
+        Index("documents_user_status_created_idx", "(user_id, processing_status, created_at DESC, id DESC)"),
+        Index("documents_search_vector_idx", "(search_vector)", method="gin"),
+    ),
+)
+
+
+class DocumentChunk(Table, tablename="document_chunks"):
+    id = UUID(primary_key=True)
+    # Indexed by the (document_id, chunk_index) unique constraint.
+    document_id = ForeignKey(references=Document, on_delete=OnDelete.cascade, null=False, default=None)
+    chunk_index = Integer(null=False, default=None)
+    content = Text(null=False, default=None)
+    section_title = Text(null=True, default=None)
+    created_at = created_at()
+
+    document_chunks_document_id_chunk_index_key = Unique(
+        ["document_id", "chunk_index"])
+    document_chunks_chunk_index_check = Check("chunk_index >= 0")
+    document_chunks_content_check = Check("content <> ''")
+
+
+_CHUNK_OWNED = (
+    "EXISTS (SELECT 1 FROM public.documents d "
+    f"WHERE d.id = document_chunks.document_id AND d.user_id = {CURRENT_UID})"
+)
+
+CHUNK_SECURITY = TableSecurity(
+    table=DocumentChunk,
+    policies=owner_policies("document_chunks", _CHUNK_OWNED, writable=("INSERT", "UPDATE", "DELETE")),
+    grants=(
+        Grant("anon", ("SELECT",)),
+        Grant("authenticated", ("SELECT", "DELETE")),
+        Grant("authenticated", ("INSERT",), columns=("document_id", "chunk_index", "content", "section_title")),
+        Grant("authenticated", ("UPDATE",), columns=("chunk_index", "content", "section_title")),
+        *service_grants(),
+    ),
+    touch_updated_at=False,
+    tsvector=GeneratedTsvector(column="search_vector", source="content"),
+    indexes=(Index("document_chunks_search_vector_idx", "(search_vector)", method="gin"),),
+)

@@ -1,0 +1,15 @@
+"""Piccolo's entry point: the engine and the apps, for the CLI and the server."""
+
+from piccolo.conf.apps import AppRegistry
+
+from centrid.database import make_engine
+
+DB = make_engine()
+
+APP_REGISTRY = AppRegistry(
+    apps=[
+        "piccolo.apps.user.piccolo_app",
+        "piccolo_api.session_auth.piccolo_app",
+        "centrid.piccolo_app",
+    ]
+)
