@@ -34,3 +34,22 @@ def make_engine(dsn: str | None = None) -> PostgresEngine:
     # extensions=(): Piccolo would otherwise CREATE EXTENSION "uuid-ossp" in
     # public; gen_random_uuid() is core since PostgreSQL 13.
     return PostgresEngine(config={"dsn": dsn or resolve_dsn()}, extensions=())
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def retarget(engine: PostgresEngine, dsn: str) -> None:
+    """Point an engine (and every table bound to it) at another database.
+
+    Tables resolve their engine once, so tests and tools swap the DSN on the
+    same engine object rather than building a new one. Close its pool first.
+    """
+    if engine.pool is not None:
+        raise RuntimeError("close the engine's pool before retargeting it")
+    engine.config = {"dsn": dsn}

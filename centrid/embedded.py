@@ -34,9 +34,9 @@ def embedded_dsn(data_dir: Path, database: str = "postgres") -> str:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
 
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = get_server(pgdata, cleanup_mode="stop")
         _servers[pgdata] = server
         log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
     uri: str = server.get_uri(database)

@@ -138,8 +138,8 @@ def internal_tables_backwards_sql() -> str:
 
 def security_sql(tables: tuple[TableSecurity, ...], *, shared: bool) -> tuple[str, str]:
     """(forwards, backwards) SQL for the given tables' declarations."""
-    forwards = []
-    backwards = []
+    forwards: list[str] = []
+    backwards: list[str] = []
     if shared:
         forwards.append(SHARED_FUNCTIONS_SQL.strip())
     forwards.extend(table_forwards_sql(s) for s in tables)

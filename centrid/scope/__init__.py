@@ -1,0 +1,1 @@
+"""Request scope: one connection, one transaction, the caller's role and claims."""

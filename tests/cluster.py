@@ -1,0 +1,61 @@
+"""Where the test suite's PostgreSQL comes from.
+
+CENTRID_TEST_DATABASE_URL if set (a superuser DSN); else a testcontainers
+PostgreSQL when a Docker engine answers; else the embedded pgserver in a
+throwaway directory. Each test then gets its own database cloned from a
+template that `piccolo migrations forwards all` migrated once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Cluster:
+    dsn: str  # superuser DSN to the maintenance database
+    kind: str
+    stop: Callable[[], None]
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+def start_cluster() -> Cluster:
+    url = os.environ.get("CENTRID_TEST_DATABASE_URL", "").strip()
+    if url:
+        return Cluster(url, "CENTRID_TEST_DATABASE_URL", lambda: None)
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+        return Cluster(container.get_connection_url(), "testcontainers", container.stop)
+    from pathlib import Path
+
+    from centrid.embedded import embedded_dsn
+
+    directory = Path(tempfile.mkdtemp(prefix="centrid-test-"))
+    dsn = embedded_dsn(directory)
+
+    def stop() -> None:
+        from centrid.embedded import _servers
+
+        for server in list(_servers.values()):
+            server.cleanup()
+        _servers.clear()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    return Cluster(dsn, "embedded", stop)

@@ -1,0 +1,101 @@
+"""Session: one PostgreSQL and one migrated template. Test: a fresh clone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from centrid.database import with_database
+from tests.cluster import Cluster, start_cluster
+from tests.support import run_piccolo
+
+TEMPLATE = f"centrid_template_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    import os
+
+    from centrid.config import settings
+
+    c = start_cluster()
+    # Anything that imports piccolo_conf from here on targets the test
+    # cluster, never the developer's .centrid/ database.
+    os.environ["DATABASE_URL"] = with_database(c.dsn, TEMPLATE)
+    settings.cache_clear()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+async def create_database(cluster: Cluster, name: str, template: str | None = None) -> str:
+    conn = await asyncpg.connect(cluster.dsn)
+    try:
+        if template:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        else:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(cluster.dsn, name)
+
+
+async def drop_database(cluster: Cluster, name: str) -> None:
+    conn = await asyncpg.connect(cluster.dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def template_dsn(cluster: Cluster) -> AsyncIterator[str]:
+    """Migrated once per session through the real CLI."""
+    dsn = await create_database(cluster, TEMPLATE)
+    result = run_piccolo(["migrations", "forwards", "all"], dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield dsn
+    await drop_database(cluster, TEMPLATE)
+
+
+@pytest.fixture
+async def empty_dsn(cluster: Cluster) -> AsyncIterator[str]:
+    """A database with nothing in it, for migration tests."""
+    name = f"centrid_empty_{uuid.uuid4().hex[:10]}"
+    dsn = await create_database(cluster, name)
+    yield dsn
+    await drop_database(cluster, name)
+
+
+@dataclass
+class MigratedDB:
+    dsn: str
+    owner: asyncpg.Connection  # the migrating (owner) role: sees and may do everything
+
+
+@pytest.fixture
+async def db(cluster: Cluster, template_dsn: str) -> AsyncIterator[MigratedDB]:
+    """A fresh, fully migrated database for one test; the Piccolo engine
+    points at it for the test's duration."""
+    import piccolo_conf
+    from centrid.database import retarget
+
+    name = f"centrid_test_{uuid.uuid4().hex[:10]}"
+    dsn = await create_database(cluster, name, template=TEMPLATE)
+    engine = piccolo_conf.DB
+    if engine.pool is not None:
+        await engine.close_connection_pool()
+    retarget(engine, dsn)
+    owner = await asyncpg.connect(dsn)
+    try:
+        yield MigratedDB(dsn=dsn, owner=owner)
+    finally:
+        await owner.close()
+        if engine.pool is not None:
+            await engine.close_connection_pool()
+        await drop_database(cluster, name)
