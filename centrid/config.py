@@ -46,6 +46,7 @@ class Settings:
     pool_acquire_timeout: float
     statement_timeout_ms: int
     log_level: str
+    admin_secure_cookies: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int("CENTRID_STATEMENT_TIMEOUT_MS", 15000),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
+            admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 Role = Literal["anon", "authenticated", "service_role", "centrid_admin"]
 ROLES: tuple[Role, ...] = ("anon", "authenticated", "service_role", "centrid_admin")
@@ -40,7 +41,8 @@ SELECT set_config('request.jwt.claims', $1, true),
 """
 
 
-async def enter_scope(conn: asyncpg.Connection, caller: Caller, *, statement_timeout_ms: int = 0) -> None:
+async def enter_scope(
+    conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record], caller: Caller, *, statement_timeout_ms: int = 0) -> None:
     """Within an open transaction on `conn`, become `caller`."""
     if caller.role not in ROLES:
         raise ValueError(f"unknown role {caller.role!r}")

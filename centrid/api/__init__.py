@@ -1,0 +1,1 @@
+"""The HTTP API of CONTRACT.md: models, handlers, routes, OpenAPI."""

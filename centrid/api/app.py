@@ -1,0 +1,202 @@
+"""The ASGI application: routes, error handling, middleware, admin, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from centrid.api import agents, documents, profiles, system, usage
+from centrid.api.db_errors import map_database_error
+from centrid.api.http import Endpoint, Handler, caller_of, json_response
+from centrid.api.openapi import build_openapi
+from centrid.config import Settings, settings
+from centrid.database import describe_dsn
+from centrid.errors import ApiError, error_response
+from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
+from centrid.scope.pool import close_pool, open_pool
+from centrid.scope.secret import jwt_secret
+
+log = logging.getLogger("centrid.server")
+
+ENDPOINTS: list[Endpoint] = [
+    *system.ENDPOINTS,
+    *profiles.ENDPOINTS,
+    *documents.ENDPOINTS,
+    *agents.ENDPOINTS,
+    *usage.ENDPOINTS,
+]
+
+UNSCOPED_PATHS = frozenset({"/health", "/openapi.json"})
+HEALTH_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
+
+
+def _dispatcher(by_method: dict[str, Handler]) -> Handler:
+    allowed = ", ".join(sorted(by_method))
+
+    async def dispatch(request: Request) -> Response:
+        handler = by_method.get(request.method)
+        if handler is None:
+            raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allowed})
+        return await handler(request)
+
+    return dispatch
+
+
+def api_routes(endpoints: list[Endpoint]) -> list[BaseRoute]:
+    grouped: dict[str, dict[str, Handler]] = defaultdict(dict)
+    for ep in endpoints:
+        grouped[ep.path][ep.method] = ep.handler
+    return [Route(path, _dispatcher(methods), methods=list(methods)) for path, methods in grouped.items()]
+
+
+def _engine() -> PostgresEngine:
+    from piccolo.engine import engine_finder
+
+    engine = engine_finder()
+    if not isinstance(engine, PostgresEngine):
+        raise RuntimeError("piccolo_conf.DB must be a PostgresEngine")
+    return engine
+
+
+async def apply_migrations() -> None:
+    """`piccolo migrations forwards all`, in process, serialized across
+    replicas by the migrations' advisory lock. Runs before the request pool
+    exists, so it uses the DSN's own (owner) role."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        result = await run_forwards("all")
+    applied = [line.strip() for line in output.getvalue().splitlines() if "[forwards]" in line]
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")
+    log.info("migrations applied" if applied else "schema up to date", extra={})
+    for line in applied:
+        log.info(line)
+
+
+def create_app(cfg: Settings | None = None) -> Starlette:
+    cfg = cfg or settings()
+    engine = _engine()
+    secret_holder: dict[str, str] = {}
+
+    def current_secret() -> str:
+        return secret_holder["value"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        secret = jwt_secret(cfg)
+        secret_holder["value"] = secret.value
+        log.info(f"database: {describe_dsn(engine.config['dsn'])}")
+        log.info(f"JWT secret: {secret.source}")
+        if cfg.auto_migrate:
+            await apply_migrations()
+        await open_pool(engine, cfg)
+        log.info(f"pool open (min {cfg.pool_min_size}, max {cfg.pool_max_size})")
+        try:
+            yield
+        finally:
+            await close_pool(engine)
+
+    async def health(request: Request) -> Response:
+        ok = False
+        if engine.pool is not None:
+            try:
+                async with engine.pool.acquire(timeout=cfg.pool_acquire_timeout) as conn:
+                    ok = await conn.fetchval("SELECT 1") == 1
+            except HEALTH_FAILURES:
+                ok = False
+        if ok:
+            return json_response({"status": "ok", "database": "ok"})
+        return json_response({"status": "error", "database": "unavailable"}, status=503)
+
+    openapi_doc = build_openapi(
+        ENDPOINTS,
+        title="Centrid data layer",
+        version="0.1.0",
+        extra_paths={
+            "/health": {
+                "get": {
+                    "summary": "Liveness and database reachability",
+                    "tags": ["system"],
+                    "responses": {
+                        "200": {"description": "OK"},
+                        "503": {"description": "Database unavailable"},
+                    },
+                }
+            }
+        },
+    )
+
+    async def openapi(request: Request) -> Response:
+        return json_response(openapi_doc)
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        headers = {"allow": exc.details["allow"]} if exc.status == 405 and exc.details else None
+        return error_response(exc, headers=headers)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, asyncpg.PostgresError)
+        fields = request.scope.get("state", {}).get("fields")
+        return error_response(map_database_error(exc, caller_of(request).role, fields))
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *api_routes(ENDPOINTS),
+        Mount("/admin", app=_admin_app(cfg)),
+    ]
+    exception_handlers: dict[Any, Any] = {
+        ApiError: on_api_error,
+        HTTPException: on_http_error,
+        asyncpg.PostgresError: on_database_error,
+    }
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+            max_age=600,
+        ),
+        Middleware(
+            RequestScopeMiddleware,
+            engine=engine,
+            jwt_secret=current_secret,
+            max_body_bytes=cfg.max_body_bytes,
+            acquire_timeout=cfg.pool_acquire_timeout,
+            statement_timeout_ms=cfg.statement_timeout_ms,
+            unscoped_paths=UNSCOPED_PATHS,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers, lifespan=lifespan)
+
+
+def _admin_app(cfg: Settings) -> Any:
+    from centrid.admin import create_admin_app
+
+    return create_admin_app(cfg)

@@ -1,0 +1,89 @@
+"""Database outcomes -> the contract's statuses.
+
+The database is the judge (RLS, grants, constraints); this module only
+translates its verdict: a privilege error is 403 (401 for anon), a CHECK,
+NOT NULL, foreign-key or bad-value error is 422 naming the field, a unique
+violation is 409, a timeout or lost connection is 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import asyncpg
+
+from centrid.errors import ApiError, conflict, database_unavailable, forbidden, unauthorized, validation_error
+
+log = logging.getLogger("centrid.error")
+
+# Our constraint names follow PostgreSQL's own convention:
+# <table>_<column>_check / _fkey / _key.
+_CONSTRAINT = re.compile(
+    r"^(?P<table>user_profiles|documents|document_chunks|agent_requests|agent_sessions|usage_events)_"
+    r"(?P<column>.+)_(?P<kind>check|fkey|key)$"
+)
+
+# Composite constraints: the field a client can change to resolve them.
+_COMPOSITE_FIELD = {"document_chunks_document_id_chunk_index_key": "chunk_index"}
+
+
+def _field_of(exc: asyncpg.PostgresError) -> str | None:
+    column: str | None = getattr(exc, "column_name", None)
+    if column:
+        return column
+    name: str | None = getattr(exc, "constraint_name", None)
+    if name:
+        if name in _COMPOSITE_FIELD:
+            return _COMPOSITE_FIELD[name]
+        match = _CONSTRAINT.match(name)
+        if match:
+            return match.group("column")
+    return None
+
+
+def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: list[str] | None = None) -> ApiError:
+    field = _field_of(exc)
+    detail: dict[str, Any] = {"field": field, "message": exc.args[0] if exc.args else str(exc)}
+    if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
+        if role == "anon":
+            return unauthorized("sign in to do this")
+        if "row-level security" in str(exc):
+            return forbidden("this row may not be created for, or moved to, another owner")
+        return forbidden(
+            "you may not write one or more of these fields",
+            {"fields": sorted(fields) if fields else None},
+        )
+    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        return conflict("a row with these values already exists", [detail])
+    if isinstance(
+        exc,
+        (
+            asyncpg.exceptions.CheckViolationError,
+            asyncpg.exceptions.NotNullViolationError,
+            asyncpg.exceptions.ForeignKeyViolationError,
+        ),
+    ):
+        if isinstance(exc, asyncpg.exceptions.ForeignKeyViolationError):
+            detail["message"] = "refers to a row that does not exist"
+        return validation_error([detail])
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return ApiError(503, "timeout", "the database took too long to answer")
+    if isinstance(exc, (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)):
+        return conflict("concurrent change; retry")
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        # Values PostgreSQL cannot take: out of range, bad text, bad tsquery...
+        return validation_error([detail])
+    if isinstance(
+        exc,
+        (
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.CrashShutdownError,
+            asyncpg.exceptions.TooManyConnectionsError,
+        ),
+    ):
+        return database_unavailable()
+    log.error("unmapped database error %s: %s", type(exc).__name__, exc)
+    return ApiError(500, "internal_error", "internal error")

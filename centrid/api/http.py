@@ -1,0 +1,97 @@
+"""Request parsing and response helpers shared by every handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from centrid.errors import bad_request, validation_error
+from centrid.scope.claims import ANON, Caller
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route, described once for both routing and OpenAPI."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: Any = None  # a model or a type expression (e.g. Model | list[Model])
+    response: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = field(default=(401, 404, 422))
+
+
+def caller_of(request: Request) -> Caller:
+    caller: Caller = request.scope.get("state", {}).get("caller", ANON)
+    return caller
+
+
+def _details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [*prefix, *err["loc"]]
+        details.append({"field": ".".join(str(p) for p in loc) or None, "message": err["msg"], "type": err["type"]})
+    return details
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("request body must be JSON")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request("request body is not valid JSON", {"position": exc.pos}) from exc
+
+
+async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise validation_error([{"field": None, "message": "expected a JSON object", "type": "object_type"}])
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(_details(exc)) from exc
+    request.scope["state"]["fields"] = sorted(parsed.model_fields_set)
+    return parsed
+
+
+async def parse_body_as(request: Request, adapter: TypeAdapter[T]) -> T:
+    data = await read_json(request)
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        raise validation_error(_details(exc)) from exc
+
+
+def parse_query(request: Request, model: type[ModelT]) -> ModelT:
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, value)
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise validation_error(_details(exc), "invalid query parameters") from exc
+
+
+def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def empty_response() -> Response:
+    return Response(status_code=204)

@@ -1,0 +1,265 @@
+"""Request and response bodies. Field names are the column names.
+
+Input models forbid unknown fields and reject NUL characters (PostgreSQL
+text cannot hold them), so bad input is a 422 before any SQL runs. Whether a
+caller may write a field is not decided here: grants and RLS decide.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+ProcessingStatus = Literal["pending", "processing", "completed", "failed"]
+PlanType = Literal["free", "pro", "enterprise"]
+SubscriptionStatus = Literal["active", "cancelled", "expired"]
+AgentType = Literal["create", "edit", "research"]
+RequestStatus = Literal["pending", "processing", "completed", "failed"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _json_no_nul(value: Any) -> Any:
+    """jsonb cannot hold \\u0000 either, at any depth."""
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _json_no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _json_no_nul(item)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+Json = Annotated[Any, AfterValidator(_json_no_nul)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
+PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
+NonNegativeReal = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def supplied(self) -> dict[str, Any]:
+        """Only the fields the client sent: absent means "leave alone"."""
+        return self.model_dump(include=self.model_fields_set, mode="python")
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+RowT = TypeVar("RowT", bound=Row)
+
+
+class ListOf(BaseModel, Generic[RowT]):
+    items: list[RowT]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page; null at the end.")
+
+
+# --- profiles ---------------------------------------------------------------
+
+
+class Profile(Row):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None
+    plan_type: PlanType
+    usage_count: int
+    subscription_status: SubscriptionStatus
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class ProfilePatch(Input):
+    name: Text | None = None
+    plan_type: PlanType | None = None
+    usage_count: NonNegativeInt32 | None = None
+    subscription_status: SubscriptionStatus | None = None
+
+
+# --- documents --------------------------------------------------------------
+
+
+class Document(Row):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    filename: str
+    file_type: str
+    file_size: int
+    processing_status: ProcessingStatus
+    content_text: str | None
+    storage_path: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class DocumentCreate(Input):
+    user_id: uuid.UUID | None = None
+    filename: NonEmptyText
+    file_type: NonEmptyText
+    file_size: PositiveInt32
+    processing_status: ProcessingStatus | None = None
+    content_text: Text | None = None
+    storage_path: Text | None = None
+
+
+class DocumentPatch(Input):
+    filename: NonEmptyText | None = None
+    file_type: NonEmptyText | None = None
+    file_size: PositiveInt32 | None = None
+    processing_status: ProcessingStatus | None = None
+    content_text: Text | None = None
+    storage_path: Text | None = None
+
+
+class Chunk(Row):
+    id: uuid.UUID
+    document_id: uuid.UUID
+    chunk_index: int
+    content: str
+    section_title: str | None
+    created_at: datetime.datetime
+
+
+class ChunkCreate(Input):
+    chunk_index: NonNegativeInt32
+    content: NonEmptyText
+    section_title: Text | None = None
+
+
+class ChunkList(BaseModel):
+    items: list[Chunk]
+
+
+class SearchHit(BaseModel):
+    id: uuid.UUID = Field(description="The chunk's id.")
+    document_id: uuid.UUID
+    filename: str
+    chunk_index: int
+    content: str
+    section_title: str | None
+    rank: float
+
+
+class SearchResults(BaseModel):
+    items: list[SearchHit]
+
+
+# --- agents -----------------------------------------------------------------
+
+
+class AgentRequest(Row):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    agent_type: AgentType
+    content: str
+    status: RequestStatus
+    progress: float
+    results: Any | None
+    token_cost: int | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class AgentRequestCreate(Input):
+    user_id: uuid.UUID | None = None
+    agent_type: AgentType
+    content: NonEmptyText
+    # Service-owned: accepted from service_role only (grants decide).
+    status: RequestStatus | None = None
+    progress: Fraction | None = None
+    results: Json | None = None
+    token_cost: NonNegativeInt32 | None = None
+
+
+class AgentRequestPatch(Input):
+    agent_type: AgentType | None = None
+    content: NonEmptyText | None = None
+    status: RequestStatus | None = None
+    progress: Fraction | None = None
+    results: Json | None = None
+    token_cost: NonNegativeInt32 | None = None
+
+
+class AgentSession(Row):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    request_chain: list[uuid.UUID]
+    context_state: Any | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class AgentSessionCreate(Input):
+    user_id: uuid.UUID | None = None
+    request_chain: list[uuid.UUID] = Field(default_factory=list)
+    context_state: Json | None = None
+
+
+class AgentSessionPatch(Input):
+    request_chain: list[uuid.UUID] | None = None
+    context_state: Json | None = None
+
+
+# --- usage ------------------------------------------------------------------
+
+
+class UsageEvent(Row):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    event_type: str
+    tokens_used: int | None
+    cost: float | None
+    metadata: Any | None
+    created_at: datetime.datetime
+
+
+class UsageEventCreate(Input):
+    user_id: uuid.UUID | None = None
+    event_type: NonEmptyText
+    tokens_used: NonNegativeInt32 | None = None
+    cost: NonNegativeReal | None = None
+    metadata: Json | None = None
+
+
+class UsageTotal(BaseModel):
+    event_type: str
+    events: int
+    tokens_used: int
+    cost: float
+
+
+class UsageSummary(BaseModel):
+    since: datetime.datetime | None
+    until: datetime.datetime | None
+    totals: list[UsageTotal]
+
+
+# --- system -----------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "unavailable"]
+
+
+class Hello(BaseModel):
+    message: str
+    timestamp: datetime.datetime
+    role: str
+    user_id: uuid.UUID | None
+    visible_rows: dict[str, int]

@@ -1,0 +1,70 @@
+"""The one error shape of the contract, shared by the request scope and the API.
+
+`{"error": {"code": ..., "message": ..., "details": ...}}`; never a stack
+trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_body(code: str, message: str, details: Any = None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        error_body(error.code, error.message, error.details),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def bad_request(message: str, details: Any = None) -> ApiError:
+    return ApiError(400, "bad_request", message, details)
+
+
+def unauthorized(message: str = "authentication required") -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def forbidden(message: str, details: Any = None) -> ApiError:
+    return ApiError(403, "forbidden", message, details)
+
+
+def not_found(message: str = "not found") -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def conflict(message: str, details: Any = None) -> ApiError:
+    return ApiError(409, "conflict", message, details)
+
+
+def payload_too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes", {"limit": limit})
+
+
+def validation_error(details: list[dict[str, Any]], message: str = "request validation failed") -> ApiError:
+    return ApiError(422, "validation_error", message, details)
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(503, "database_unavailable", "the database is unavailable; try again")
+
+
+def internal_error() -> ApiError:
+    return ApiError(500, "internal_error", "internal error")

@@ -1,0 +1,329 @@
+"""One request = one pooled connection = one transaction, as the caller.
+
+A pure ASGI middleware (not BaseHTTPMiddleware, which would run the
+endpoint in another task and lose the context variable Piccolo reads its
+current transaction from). For each HTTP request it:
+
+1. assigns the request id and times the request for the access log;
+2. reads the body, at most `max_body_bytes`, *before* taking a database
+   connection, so slow uploads never hold one;
+3. verifies the bearer token (or takes anon) - a bad token never reaches
+   the database;
+4. acquires one connection (acquire timeout -> 503), begins a transaction,
+   sets the caller's claims and role LOCAL and makes that transaction
+   Piccolo's current one;
+5. runs the app, buffering its response; commits when the status is below
+   400, otherwise rolls back, and only then sends the response, so a client
+   never sees success for work that did not commit;
+6. if the client disconnects first, cancels the app and rolls back;
+7. releases the connection in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from centrid.errors import (
+    ApiError,
+    database_unavailable,
+    error_body,
+    internal_error,
+    payload_too_large,
+    unauthorized,
+)
+from centrid.scope.claims import Caller, enter_scope
+from centrid.scope.tokens import InvalidToken, caller_from_authorization
+
+access_log = logging.getLogger("centrid.access")
+error_log = logging.getLogger("centrid.error")
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# Failures that mean "the database is not there", not "your request is bad".
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+class RequestScopeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        engine: PostgresEngine,
+        jwt_secret: Callable[[], str],
+        max_body_bytes: int,
+        acquire_timeout: float,
+        statement_timeout_ms: int,
+        unscoped_paths: frozenset[str] = frozenset(),
+        admin_prefix: str = "/admin",
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.jwt_secret = jwt_secret
+        self.max_body_bytes = max_body_bytes
+        self.acquire_timeout = acquire_timeout
+        self.statement_timeout_ms = statement_timeout_ms
+        self.unscoped_paths = unscoped_paths
+        self.admin_prefix = admin_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        incoming_id = _header(scope, b"x-request-id")
+        request_id = incoming_id if incoming_id and _SANE_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        outcome: dict[str, Any] = {"status": 0, "caller": None}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if scope["path"] in self.unscoped_paths or scope["method"] == "OPTIONS":
+                await self.app(scope, receive, send_with_id)
+            else:
+                await self._scoped(scope, receive, send_with_id, outcome)
+        except ClientDisconnected:
+            outcome["status"] = 499
+        finally:
+            caller: Caller | None = outcome["caller"]
+            access_log.info(
+                orjson.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": outcome["status"],
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "role": caller.role if caller else None,
+                        "user_id": caller.sub if caller else None,
+                    }
+                ).decode()
+            )
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _caller(self, scope: Scope) -> Caller:
+        if scope["path"] == self.admin_prefix or scope["path"].startswith(self.admin_prefix + "/"):
+            # Piccolo Admin authenticates with its own session login; its
+            # queries run under the admin role, never under a user token.
+            return Caller(role="centrid_admin")
+        return caller_from_authorization(_header(scope, b"authorization"), self.jwt_secret())
+
+    async def _scoped(self, scope: Scope, receive: Receive, send: Send, outcome: dict[str, Any]) -> None:
+        try:
+            body = await self._read_body(scope, receive)
+        except _BodyTooLarge:
+            await _send_error(send, payload_too_large(self.max_body_bytes), close=True)
+            return
+        try:
+            caller = self._caller(scope)
+        except InvalidToken as exc:
+            await _send_error(send, unauthorized(str(exc)))
+            return
+        outcome["caller"] = caller
+        scope["state"]["caller"] = caller
+
+        pool = self.engine.pool
+        if pool is None:
+            await _send_error(send, database_unavailable())
+            return
+        try:
+            conn = await pool.acquire(timeout=self.acquire_timeout)
+        except DATABASE_DOWN:
+            await _send_error(send, database_unavailable())
+            return
+        try:
+            await self._run_in_transaction(conn, caller, scope, body, receive, send)
+        finally:
+            await pool.release(conn)
+
+    async def _run_in_transaction(
+        self,
+        conn: Connection,
+        caller: Caller,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        # Piccolo runs every query on `current_transaction.connection`, and a
+        # nested `engine.transaction()` joins it; its lifecycle stays ours.
+        txn = PostgresTransaction(self.engine)
+        txn.connection = conn
+        tx = txn.transaction = conn.transaction()
+        buffered: list[Message] = []
+        status = 0
+        disconnected = asyncio.Event()
+        body_sent = False
+
+        async def replay_receive() -> Message:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        async def buffer_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            buffered.append(message)
+
+        try:
+            await tx.start()
+            await enter_scope(conn, caller, statement_timeout_ms=self.statement_timeout_ms)
+        except DATABASE_DOWN:
+            conn.terminate()
+            await _send_error(send, database_unavailable())
+            return
+
+        token = self.engine.current_transaction.set(txn)
+        try:
+            app_task = asyncio.ensure_future(self.app(scope, replay_receive, buffer_send))
+        finally:
+            self.engine.current_transaction.reset(token)
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait({app_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # We are being cancelled (shutdown): stop the app, drop the work.
+            app_task.cancel()
+            watcher.cancel()
+            conn.terminate()
+            raise
+        if app_task not in done:
+            disconnected.set()
+            app_task.cancel()
+            await asyncio.gather(app_task, return_exceptions=True)
+            await _quiet_rollback(conn, tx)
+            raise ClientDisconnected
+        watcher.cancel()
+
+        failure = app_task.exception()
+        if failure is not None:
+            await _quiet_rollback(conn, tx)
+            if isinstance(failure, DATABASE_DOWN):
+                await _send_error(send, database_unavailable())
+            else:
+                error_log.error(
+                    orjson.dumps(
+                        {
+                            "event": "unhandled_exception",
+                            "request_id": scope["state"].get("request_id"),
+                            "error": repr(failure),
+                            "traceback": "".join(traceback.format_exception(failure)),
+                        }
+                    ).decode()
+                )
+                await _send_error(send, internal_error())
+            return
+
+        if 0 < status < 400:
+            try:
+                await tx.commit()
+            except DATABASE_DOWN:
+                conn.terminate()
+                await _send_error(send, database_unavailable())
+                return
+            except asyncpg.PostgresError as exc:
+                # e.g. a deferred constraint or serialization failure at COMMIT.
+                error_log.warning(orjson.dumps({"event": "commit_failed", "error": repr(exc)}).decode())
+                await _send_error(send, ApiError(409, "conflict", "the change could not be committed; retry"))
+                return
+        else:
+            await _quiet_rollback(conn, tx)
+        for message in buffered:
+            await send(message)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _quiet_rollback(conn: Connection, tx: Transaction) -> None:
+    try:
+        await tx.rollback()
+    except Exception:
+        # The connection is unusable; make sure the pool discards it.
+        conn.terminate()
+
+
+async def _send_error(send: Send, error: ApiError, *, close: bool = False) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if close:
+        headers.append((b"connection", b"close"))
+    body = error_body(error.code, error.message, error.details)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
