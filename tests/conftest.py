@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from centrid.database import with_database
@@ -99,3 +101,37 @@ async def db(cluster: Cluster, template_dsn: str) -> AsyncIterator[MigratedDB]:
         if engine.pool is not None:
             await engine.close_connection_pool()
         await drop_database(cluster, name)
+
+
+TEST_JWT_SECRET = "centrid-test-secret-not-for-production-use-0123456789"
+
+
+@pytest.fixture
+def app_settings(db: MigratedDB) -> Any:
+    """Settings for an in-process app over the test database."""
+    from dataclasses import replace
+
+    from centrid.config import settings
+
+    return replace(
+        settings(),
+        database_url=db.dsn,
+        auto_migrate=False,
+        jwt_secret=TEST_JWT_SECRET,
+        pool_min_size=1,
+        pool_max_size=4,
+        cors_origins=("https://app.example.test",),
+    )
+
+
+@pytest.fixture
+async def client(app_settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to the ASGI app in process, lifespan included
+    (the pool opens and closes as in production)."""
+    from centrid.api.app import create_app
+
+    app = create_app(app_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c

@@ -73,3 +73,11 @@ async def fetch_as(dsn: str, role: Role, sub: str | None, sql: str, *args: Any) 
     async with acting_as(dsn, role, sub) as conn:
         rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
         return rows
+
+
+def bearer(user_id: str | None, role: str = "authenticated", ttl: int = 600, secret: str | None = None) -> dict[str, str]:
+    """Authorization header with a token as Supabase would issue it."""
+    from centrid.scope.tokens import mint_token
+    from tests.conftest import TEST_JWT_SECRET
+
+    return {"Authorization": f"Bearer {mint_token(user_id, role, secret or TEST_JWT_SECRET, ttl_seconds=ttl)}"}
