@@ -48,7 +48,7 @@ def _dispatcher(by_method: dict[str, Handler]) -> Handler:
     allowed = ", ".join(sorted(by_method))
 
     async def dispatch(request: Request) -> Response:
-        handler = by_method.get(request.method)
+        handler = by_method.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
             raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allowed})
         return await handler(request)
