@@ -33,6 +33,25 @@ def _docker_answers() -> bool:
         return False
 
 
+def _throwaway_durability(dsn: str) -> None:
+    """A cluster that dies with the session needs no crash safety; without
+    fsync, cloning the template per test costs ~0.1 s instead of ~0.25 s."""
+    import asyncio
+
+    import asyncpg
+
+    async def apply() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                await conn.execute(f"ALTER SYSTEM SET {setting} = off")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    asyncio.run(apply())
+
+
 def start_cluster() -> Cluster:
     url = os.environ.get("CENTRID_TEST_DATABASE_URL", "").strip()
     if url:
@@ -42,6 +61,7 @@ def start_cluster() -> Cluster:
 
         container = PostgresContainer("postgres:16-alpine", driver=None)
         container.start()
+        _throwaway_durability(container.get_connection_url())
         return Cluster(container.get_connection_url(), "testcontainers", container.stop)
     from pathlib import Path
 
@@ -49,6 +69,7 @@ def start_cluster() -> Cluster:
 
     directory = Path(tempfile.mkdtemp(prefix="centrid-test-"))
     dsn = embedded_dsn(directory)
+    _throwaway_durability(dsn)
 
     def stop() -> None:
         from centrid.embedded import _servers
