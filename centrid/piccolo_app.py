@@ -2,7 +2,11 @@
 
 import os
 
-from piccolo.conf.apps import AppConfig
+from piccolo.conf.apps import AppConfig, Command
+
+from centrid.commands.check import check
+from centrid.commands.new_migration import new_migration
+from centrid.commands.users import create_user, token
 
 from centrid.tables import TABLE_CLASSES
 
@@ -17,5 +21,10 @@ APP_CONFIG = AppConfig(
         "piccolo.apps.user.piccolo_app",
         "piccolo_api.session_auth.piccolo_app",
     ],
-    commands=[],
+    commands=[
+        Command(create_user),
+        Command(token),
+        Command(check),
+        Command(new_migration),
+    ],
 )

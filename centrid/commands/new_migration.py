@@ -1,24 +1,56 @@
 """`piccolo centrid new_migration`: the one command that writes a migration.
 
-Runs Piccolo's `migrations new centrid --auto` for the table classes, makes
-the result serialized (centrid.migrating), and, when declared security
-changed or `--security` names tables, writes a second migration with the
-SQL rendered from the declarations. See docs/ADDING_A_TABLE.md.
+1. Refuses to write anything while a registered table class has no
+   TableSecurity declaration (or a declaration has no registered class).
+2. Runs Piccolo's auto migration for the centrid app (what
+   `piccolo migrations new centrid --auto` does) and rewrites the file to
+   use SerializedMigrationManager (centrid.migrating).
+3. Writes a security migration for the tables whose declarations changed.
+   Every security migration carries SECURITY_SNAPSHOT, the rendered
+   (forwards, backwards) SQL of every declared table at the time it was
+   written. The latest snapshot is diffed against the current declarations:
+   a new table gets its forwards SQL; a changed table gets its old
+   backwards SQL (from the snapshot, as the old declaration no longer
+   exists) then its new forwards SQL. A table whose class was removed gets
+   its old backwards SQL in a migration placed just *before* the auto
+   migration that drops it, so both directions run against a table that
+   exists.
+
+Nothing changed: says so and writes nothing. See docs/ADDING_A_TABLE.md.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
+import json
 import re
+import sys
 import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from centrid.security.declarations import TableSecurity
-from centrid.security.render import security_sql
+from centrid.security.render import (
+    SHARED_FUNCTIONS_BACKWARDS_SQL,
+    SHARED_FUNCTIONS_SQL,
+    internal_tables_backwards_sql,
+    internal_tables_forwards_sql,
+    security_sql,
+    table_backwards_sql,
+    table_forwards_sql,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "piccolo_migrations"
 
+SNAPSHOT_NAME = "SECURITY_SNAPSHOT"
+
+# tablename -> (forwards SQL, backwards SQL), in declaration order.
+Snapshot = dict[str, tuple[str, str]]
+
 _IMPORT = "from piccolo.apps.migrations.auto.migration_manager import MigrationManager"
+_ID_FORMAT = "%Y-%m-%dT%H:%M:%S:%f"
 
 
 def serialize_migration_file(path: Path) -> bool:
@@ -33,9 +65,229 @@ def serialize_migration_file(path: Path) -> bool:
 
 def _migration_id(now: datetime.datetime) -> tuple[str, str]:
     # Piccolo's formats: ID "2026-11-24T21:27:04:885433", file "centrid_2026_11_24t21_27_04_885433.py".
-    migration_id = now.strftime("%Y-%m-%dT%H:%M:%S:%f")
+    migration_id = now.strftime(_ID_FORMAT)
     filename = "centrid_" + re.sub(r"[-:]", "_", migration_id).lower() + ".py"
     return migration_id, filename
+
+
+# --------------------------------------------------------------------------
+# Snapshots.
+
+
+def render_snapshot(declarations: Sequence[TableSecurity]) -> Snapshot:
+    """What the current declarations render to, table by table."""
+    return {sec.tablename: (table_forwards_sql(sec), table_backwards_sql(sec)) for sec in declarations}
+
+
+def _module_constants(path: Path) -> dict[str, ast.expr]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    constants: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            constants[node.targets[0].id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            constants[node.target.id] = node.value
+    return constants
+
+
+def read_snapshot(path: Path) -> tuple[str, Snapshot | None]:
+    """(migration ID, its SECURITY_SNAPSHOT or None), read without importing."""
+    constants = _module_constants(path)
+    id_node = constants.get("ID")
+    migration_id = ast.literal_eval(id_node) if id_node is not None else ""
+    if not isinstance(migration_id, str):
+        raise ValueError(f"{path}: ID is not a string")
+    node = constants.get(SNAPSHOT_NAME)
+    if node is None:
+        return migration_id, None
+    value = ast.literal_eval(node)
+    snapshot: Snapshot = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {SNAPSHOT_NAME} is not a dict")
+    for table, sql in value.items():
+        if not (
+            isinstance(table, str)
+            and isinstance(sql, tuple)
+            and len(sql) == 2
+            and isinstance(sql[0], str)
+            and isinstance(sql[1], str)
+        ):
+            raise ValueError(f"{path}: {SNAPSHOT_NAME}[{table!r}] is not (forwards, backwards) SQL")
+        snapshot[table] = (sql[0], sql[1])
+    return migration_id, snapshot
+
+
+def latest_snapshot(directory: Path = MIGRATIONS_DIR) -> tuple[Path | None, Snapshot]:
+    """The snapshot of the latest migration (by ID, as Piccolo orders them)
+    that carries one; (None, {}) when none does yet."""
+    found: list[tuple[str, Path, Snapshot]] = []
+    for path in directory.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        migration_id, snapshot = read_snapshot(path)
+        if snapshot is not None:
+            found.append((migration_id, path, snapshot))
+    if not found:
+        return None, {}
+    _, path, snapshot = max(found, key=lambda item: item[0])
+    return path, snapshot
+
+
+@dataclass
+class SecurityPlan:
+    """How the current declarations differ from the latest snapshot."""
+
+    previous: Snapshot
+    current: Snapshot
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+def plan_security(previous: Snapshot, current: Snapshot) -> SecurityPlan:
+    plan = SecurityPlan(previous=previous, current=current)
+    for table, sql in current.items():
+        if table not in previous:
+            plan.added.append(table)
+        elif previous[table] != sql:
+            plan.changed.append(table)
+    plan.removed = [t for t in previous if t not in current]
+    return plan
+
+
+def _join(parts: Sequence[str]) -> str:
+    return "\n\n".join(parts) + "\n"
+
+
+def apply_sql(plan: SecurityPlan, *, include_removed: bool, shared: bool = False) -> tuple[str, str]:
+    """(forwards, backwards) for the new and changed tables (and, with
+    `include_removed`, the removed ones): old backwards SQL before new
+    forwards SQL; backwards undoes it in reverse."""
+    forwards: list[str] = []
+    backwards: list[str] = []
+    if shared:
+        forwards.append(SHARED_FUNCTIONS_SQL.strip())
+    if include_removed:
+        for table in plan.removed:
+            old_forwards, old_backwards = plan.previous[table]
+            forwards.append(f"-- {table}: removed\n" + old_backwards)
+            backwards.insert(0, f"-- {table}: removed\n" + old_forwards)
+    for table in plan.current:
+        new_forwards, new_backwards = plan.current[table]
+        if table in plan.added:
+            forwards.append(new_forwards)
+            backwards.insert(0, new_backwards)
+        elif table in plan.changed:
+            old_forwards, old_backwards = plan.previous[table]
+            forwards.append(f"-- {table}: changed, previous security first\n{old_backwards}\n{new_forwards}")
+            backwards.insert(0, f"-- {table}: changed, current security first\n{new_backwards}\n{old_forwards}")
+    if shared:
+        forwards.append(internal_tables_forwards_sql())
+        backwards.insert(0, internal_tables_backwards_sql())
+        backwards.append(SHARED_FUNCTIONS_BACKWARDS_SQL.strip())
+    return _join(forwards), _join(backwards)
+
+
+def removal_sql(plan: SecurityPlan) -> tuple[str, str]:
+    """(forwards, backwards) taking the removed tables' security off."""
+    forwards = [f"-- {t}: removed\n" + plan.previous[t][1] for t in plan.removed]
+    backwards = [f"-- {t}: removed\n" + plan.previous[t][0] for t in reversed(plan.removed)]
+    return _join(forwards), _join(backwards)
+
+
+# --------------------------------------------------------------------------
+# Writing migration files.
+
+
+def _py_str(text: str) -> str:
+    """A Python literal for `text`, a readable raw triple-quoted one when possible."""
+    if '"""' in text or text.endswith(("\\", '"')) or "\r" in text:
+        return repr(text)
+    return 'r"""' + text + '"""'
+
+
+def _snapshot_literal(snapshot: Mapping[str, tuple[str, str]]) -> str:
+    if not snapshot:
+        return "{}"
+    lines = ["{"]
+    for table, (forwards, backwards) in snapshot.items():
+        lines.append(f"    {json.dumps(table)}: (")
+        lines.append(f"        {_py_str(forwards)},")
+        lines.append(f"        {_py_str(backwards)},")
+        lines.append("    ),")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+_TEMPLATE = '''\
+"""{description}
+
+Generated by `piccolo centrid new_migration` from the security
+declarations beside the table classes; the SQL is frozen here so this
+migration keeps its meaning when the declarations change later.
+"""
+
+from centrid.migrating import SerializedMigrationManager, sql_step
+
+ID = "{migration_id}"
+VERSION = "1.38.0"
+DESCRIPTION = "{description}"
+
+FORWARDS_SQL = r"""
+{forwards}"""
+
+BACKWARDS_SQL = r"""
+{backwards}"""
+
+# Every declared table's rendered (forwards, backwards) SQL once this
+# migration has run: what the next `piccolo centrid new_migration` diffs
+# the declarations against. Not executed.
+SECURITY_SNAPSHOT = {snapshot}
+
+
+async def forwards() -> SerializedMigrationManager:
+    manager = SerializedMigrationManager(migration_id=ID, app_name="centrid", description=DESCRIPTION)
+    manager.add_raw(sql_step(FORWARDS_SQL))
+    manager.add_raw_backwards(sql_step(BACKWARDS_SQL))
+    return manager
+'''
+
+
+def write_sql_migration(
+    forwards: str,
+    backwards: str,
+    snapshot: Mapping[str, tuple[str, str]],
+    *,
+    description: str,
+    directory: Path = MIGRATIONS_DIR,
+    now: datetime.datetime | None = None,
+) -> Path:
+    """A migration running `forwards` / `backwards` SQL in its transaction."""
+    for sql in (forwards, backwards):
+        if '"""' in sql or sql.endswith("\\"):
+            raise ValueError("security SQL may not contain triple double quotes or end with a backslash")
+    if '"' in description or "\\" in description or "\n" in description:
+        raise ValueError("description: one line, no double quotes or backslashes")
+    migration_id, filename = _migration_id(now or datetime.datetime.now())
+    # Filled without str.format so that the SQL's own braces are untouched.
+    text = _TEMPLATE
+    for key, value in (
+        ("{description}", description),
+        ("{migration_id}", migration_id),
+        ("{snapshot}", _snapshot_literal(snapshot)),
+        ("{forwards}", forwards),
+        ("{backwards}", backwards),
+    ):
+        text = text.replace(key, value)
+    path = directory / filename
+    if path.exists():
+        raise FileExistsError(path)
+    path.write_text(text)
+    return path
 
 
 def write_security_migration(
@@ -46,42 +298,107 @@ def write_security_migration(
     directory: Path = MIGRATIONS_DIR,
     now: datetime.datetime | None = None,
 ) -> Path:
+    """The whole security of `tables` (and with `shared`, the shared
+    functions and internal tables) in one migration, snapshot included."""
     forwards, backwards = security_sql(tables, shared=shared)
-    migration_id, filename = _migration_id(now or datetime.datetime.now())
-    body = textwrap.dedent(
-        '''\
-        """{description}
-
-        Generated by `piccolo centrid new_migration` from the security
-        declarations beside the table classes; the SQL is frozen here so this
-        migration keeps its meaning when the declarations change later.
-        """
-
-        from centrid.migrating import SerializedMigrationManager, sql_step
-
-        ID = "{migration_id}"
-        VERSION = "1.38.0"
-        DESCRIPTION = "{description}"
-
-        FORWARDS_SQL = r"""
-        {forwards}"""
-
-        BACKWARDS_SQL = r"""
-        {backwards}"""
-
-
-        async def forwards() -> SerializedMigrationManager:
-            manager = SerializedMigrationManager(migration_id=ID, app_name="centrid", description=DESCRIPTION)
-            manager.add_raw(sql_step(FORWARDS_SQL))
-            manager.add_raw_backwards(sql_step(BACKWARDS_SQL))
-            return manager
-        '''
+    return write_sql_migration(
+        forwards, backwards, render_snapshot(tables), description=description, directory=directory, now=now
     )
-    # Fill after dedent so the SQL's own indentation is untouched.
-    text = body.format(
-        description=description, migration_id=migration_id, forwards="{forwards}", backwards="{backwards}"
-    )
-    text = text.replace("{forwards}", forwards).replace("{backwards}", backwards)
-    path = directory / filename
-    path.write_text(text)
-    return path
+
+
+# --------------------------------------------------------------------------
+# The command.
+
+
+async def _auto_migration(description: str, auto_input: str | None) -> Path | None:
+    """Piccolo's `migrations new centrid --auto`; the file written, if any."""
+    from piccolo.apps.migrations.commands.new import NoChanges, _create_new_migration
+    from piccolo.conf.apps import Finder
+
+    app_config = Finder().get_app_config("centrid")
+    try:
+        meta = await _create_new_migration(
+            app_config=app_config, auto=True, description=description, auto_input=auto_input
+        )
+    except NoChanges:
+        return None
+    return Path(meta.migration_path)
+
+
+def _id_time(path: Path) -> datetime.datetime:
+    migration_id, _ = read_snapshot(path)
+    return datetime.datetime.strptime(migration_id, _ID_FORMAT)
+
+
+async def new_migration(desc: str = "", auto_input: str = "") -> None:
+    """Write the migrations for what changed in the table classes and their
+    security declarations: Piccolo's auto migration (made serialized) and a
+    security migration for new or changed declarations.
+
+    :param desc:
+        A description for the auto migration.
+    :param auto_input:
+        Answer Piccolo's questions (e.g. "was this column renamed?") with
+        this, e.g. --auto_input=y.
+    """
+    from piccolo.conf.apps import Finder
+
+    from centrid.drift import declaration_problems
+    from centrid.tables import SECURITY
+
+    app_config = Finder().get_app_config("centrid")
+    problems = declaration_problems(app_config.table_classes, SECURITY)
+    if problems:
+        for problem in problems:
+            print(problem)
+        print("Nothing written: every table class needs its TableSecurity, registered in centrid/tables/__init__.py.")
+        sys.exit(1)
+
+    directory = Path(app_config.resolved_migrations_folder_path)
+    previous_path, previous = latest_snapshot(directory)
+    plan = plan_security(previous, render_snapshot(SECURITY))
+    started = datetime.datetime.now()
+
+    auto_path = await _auto_migration(desc, auto_input or None)
+    if auto_path is not None:
+        serialize_migration_file(auto_path)
+        print(f"Auto migration (serialized): {auto_path}")
+    else:
+        print("Table classes: no changes.")
+
+    one_microsecond = datetime.timedelta(microseconds=1)
+    if plan.removed and auto_path is not None:
+        # Before the auto migration that drops them (IDs order migrations).
+        before = min(started, _id_time(auto_path) - one_microsecond)
+        pre_snapshot = {t: sql for t, sql in previous.items() if t not in plan.removed}
+        forwards, backwards = removal_sql(plan)
+        path = write_sql_migration(
+            forwards,
+            backwards,
+            pre_snapshot,
+            description="security removed: " + ", ".join(plan.removed),
+            directory=directory,
+            now=before,
+        )
+        print(f"Security migration (removed tables, runs before the auto migration): {path}")
+    include_removed = auto_path is None
+    if plan.added or plan.changed or (plan.removed and include_removed):
+        after = datetime.datetime.now()
+        if auto_path is not None:
+            after = max(after, _id_time(auto_path) + one_microsecond)
+        groups = (("new", plan.added), ("changed", plan.changed), ("removed", plan.removed if include_removed else []))
+        parts = [f"{label} {', '.join(tables)}" for label, tables in groups if tables]
+        forwards, backwards = apply_sql(plan, include_removed=include_removed, shared=previous_path is None)
+        path = write_sql_migration(
+            forwards,
+            backwards,
+            plan.current,
+            description="security: " + "; ".join(parts),
+            directory=directory,
+            now=after,
+        )
+        print(f"Security migration ({'; '.join(parts)}): {path}")
+    elif plan.empty:
+        print("Security declarations: no changes.")
+    if auto_path is None and plan.empty:
+        print("Nothing changed; no migration written.")

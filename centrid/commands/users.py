@@ -6,10 +6,10 @@ import sys
 import uuid
 
 import orjson
-from piccolo.engine import engine_finder
 
 from centrid.scope.secret import jwt_secret
 from centrid.scope.tokens import mint_token
+from centrid.tables.auth import AuthUser
 
 
 async def create_user(email: str, name: str | None = None) -> None:
@@ -20,14 +20,10 @@ async def create_user(email: str, name: str | None = None) -> None:
     :param name:
         Display name, stored in raw_user_meta_data and copied to the profile.
     """
-    engine = engine_finder()
-    if engine is None:
-        raise SystemExit("no database engine configured")
     meta = orjson.dumps({"name": name}).decode() if name is not None else None
-    rows = await engine._run_in_new_connection(
-        "INSERT INTO auth.users (email, raw_user_meta_data) VALUES ($1, $2::jsonb) RETURNING id",
-        [email, meta],
-    )
+    rows = await AuthUser.raw(
+        "INSERT INTO auth.users (email, raw_user_meta_data) VALUES ({}, {}::jsonb) RETURNING id", email, meta
+    ).run()
     print(rows[0]["id"])
 
 

@@ -251,6 +251,195 @@ DROP FUNCTION IF EXISTS public.centrid_create_profile();
 DROP FUNCTION IF EXISTS public.centrid_touch_updated_at();
 """
 
+# Every declared table's rendered (forwards, backwards) SQL once this
+# migration has run: what the next `piccolo centrid new_migration` diffs
+# the declarations against. Not executed.
+SECURITY_SNAPSHOT = {
+    "user_profiles": (
+        r"""-- user_profiles
+ALTER TABLE public.user_profiles ALTER COLUMN user_id SET DEFAULT auth.uid();
+CREATE TRIGGER user_profiles_touch_updated_at BEFORE UPDATE ON public.user_profiles FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();
+ALTER TABLE public.user_profiles ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.user_profiles FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.user_profiles TO anon;
+GRANT SELECT ON public.user_profiles TO authenticated;
+GRANT UPDATE (name) ON public.user_profiles TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.user_profiles TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.user_profiles TO centrid_admin;
+CREATE POLICY user_profiles_select_own ON public.user_profiles AS PERMISSIVE FOR SELECT TO authenticated
+    USING (user_id = (select auth.uid()));
+CREATE POLICY user_profiles_update_own ON public.user_profiles AS PERMISSIVE FOR UPDATE TO authenticated
+    USING (user_id = (select auth.uid()))
+    WITH CHECK (user_id = (select auth.uid()));""",
+        r"""-- user_profiles
+DROP POLICY IF EXISTS user_profiles_select_own ON public.user_profiles;
+DROP POLICY IF EXISTS user_profiles_update_own ON public.user_profiles;
+REVOKE ALL ON public.user_profiles FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.user_profiles DISABLE ROW LEVEL SECURITY;
+DROP TRIGGER IF EXISTS user_profiles_touch_updated_at ON public.user_profiles;
+ALTER TABLE public.user_profiles ALTER COLUMN user_id DROP DEFAULT;""",
+    ),
+    "documents": (
+        r"""-- documents
+ALTER TABLE public.documents ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, coalesce(content_text, ''))) STORED;
+CREATE INDEX documents_user_created_idx ON public.documents USING btree (user_id, created_at DESC, id DESC);
+CREATE INDEX documents_user_status_created_idx ON public.documents USING btree (user_id, processing_status, created_at DESC, id DESC);
+CREATE INDEX documents_search_vector_idx ON public.documents USING gin (search_vector);
+ALTER TABLE public.documents ALTER COLUMN user_id SET DEFAULT auth.uid();
+CREATE TRIGGER documents_touch_updated_at BEFORE UPDATE ON public.documents FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();
+ALTER TABLE public.documents ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.documents FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.documents TO anon;
+GRANT SELECT, DELETE ON public.documents TO authenticated;
+GRANT INSERT (user_id, filename, file_type, file_size, processing_status, content_text, storage_path) ON public.documents TO authenticated;
+GRANT UPDATE (filename, file_type, file_size, processing_status, content_text, storage_path) ON public.documents TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.documents TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.documents TO centrid_admin;
+CREATE POLICY documents_select_own ON public.documents AS PERMISSIVE FOR SELECT TO authenticated
+    USING (user_id = (select auth.uid()));
+CREATE POLICY documents_insert_own ON public.documents AS PERMISSIVE FOR INSERT TO authenticated
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY documents_update_own ON public.documents AS PERMISSIVE FOR UPDATE TO authenticated
+    USING (user_id = (select auth.uid()))
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY documents_delete_own ON public.documents AS PERMISSIVE FOR DELETE TO authenticated
+    USING (user_id = (select auth.uid()));""",
+        r"""-- documents
+DROP POLICY IF EXISTS documents_select_own ON public.documents;
+DROP POLICY IF EXISTS documents_insert_own ON public.documents;
+DROP POLICY IF EXISTS documents_update_own ON public.documents;
+DROP POLICY IF EXISTS documents_delete_own ON public.documents;
+REVOKE ALL ON public.documents FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.documents DISABLE ROW LEVEL SECURITY;
+DROP TRIGGER IF EXISTS documents_touch_updated_at ON public.documents;
+ALTER TABLE public.documents ALTER COLUMN user_id DROP DEFAULT;
+DROP INDEX IF EXISTS public.documents_user_created_idx;
+DROP INDEX IF EXISTS public.documents_user_status_created_idx;
+DROP INDEX IF EXISTS public.documents_search_vector_idx;
+ALTER TABLE public.documents DROP COLUMN IF EXISTS search_vector;""",
+    ),
+    "document_chunks": (
+        r"""-- document_chunks
+ALTER TABLE public.document_chunks ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, coalesce(content, ''))) STORED;
+CREATE INDEX document_chunks_search_vector_idx ON public.document_chunks USING gin (search_vector);
+ALTER TABLE public.document_chunks ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.document_chunks FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.document_chunks TO anon;
+GRANT SELECT, DELETE ON public.document_chunks TO authenticated;
+GRANT INSERT (document_id, chunk_index, content, section_title) ON public.document_chunks TO authenticated;
+GRANT UPDATE (chunk_index, content, section_title) ON public.document_chunks TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.document_chunks TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.document_chunks TO centrid_admin;
+CREATE POLICY document_chunks_select_own ON public.document_chunks AS PERMISSIVE FOR SELECT TO authenticated
+    USING (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id AND d.user_id = (select auth.uid())));
+CREATE POLICY document_chunks_insert_own ON public.document_chunks AS PERMISSIVE FOR INSERT TO authenticated
+    WITH CHECK (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id AND d.user_id = (select auth.uid())));
+CREATE POLICY document_chunks_update_own ON public.document_chunks AS PERMISSIVE FOR UPDATE TO authenticated
+    USING (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id AND d.user_id = (select auth.uid())))
+    WITH CHECK (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id AND d.user_id = (select auth.uid())));
+CREATE POLICY document_chunks_delete_own ON public.document_chunks AS PERMISSIVE FOR DELETE TO authenticated
+    USING (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id AND d.user_id = (select auth.uid())));""",
+        r"""-- document_chunks
+DROP POLICY IF EXISTS document_chunks_select_own ON public.document_chunks;
+DROP POLICY IF EXISTS document_chunks_insert_own ON public.document_chunks;
+DROP POLICY IF EXISTS document_chunks_update_own ON public.document_chunks;
+DROP POLICY IF EXISTS document_chunks_delete_own ON public.document_chunks;
+REVOKE ALL ON public.document_chunks FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.document_chunks DISABLE ROW LEVEL SECURITY;
+DROP INDEX IF EXISTS public.document_chunks_search_vector_idx;
+ALTER TABLE public.document_chunks DROP COLUMN IF EXISTS search_vector;""",
+    ),
+    "agent_requests": (
+        r"""-- agent_requests
+CREATE INDEX agent_requests_user_created_idx ON public.agent_requests USING btree (user_id, created_at DESC, id DESC);
+CREATE INDEX agent_requests_user_status_created_idx ON public.agent_requests USING btree (user_id, status, created_at DESC, id DESC);
+ALTER TABLE public.agent_requests ALTER COLUMN user_id SET DEFAULT auth.uid();
+CREATE TRIGGER agent_requests_touch_updated_at BEFORE UPDATE ON public.agent_requests FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();
+ALTER TABLE public.agent_requests ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.agent_requests FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.agent_requests TO anon;
+GRANT SELECT, DELETE ON public.agent_requests TO authenticated;
+GRANT INSERT (user_id, agent_type, content) ON public.agent_requests TO authenticated;
+GRANT UPDATE (agent_type, content) ON public.agent_requests TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.agent_requests TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.agent_requests TO centrid_admin;
+CREATE POLICY agent_requests_select_own ON public.agent_requests AS PERMISSIVE FOR SELECT TO authenticated
+    USING (user_id = (select auth.uid()));
+CREATE POLICY agent_requests_insert_own ON public.agent_requests AS PERMISSIVE FOR INSERT TO authenticated
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY agent_requests_update_own ON public.agent_requests AS PERMISSIVE FOR UPDATE TO authenticated
+    USING (user_id = (select auth.uid()))
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY agent_requests_delete_own ON public.agent_requests AS PERMISSIVE FOR DELETE TO authenticated
+    USING (user_id = (select auth.uid()));""",
+        r"""-- agent_requests
+DROP POLICY IF EXISTS agent_requests_select_own ON public.agent_requests;
+DROP POLICY IF EXISTS agent_requests_insert_own ON public.agent_requests;
+DROP POLICY IF EXISTS agent_requests_update_own ON public.agent_requests;
+DROP POLICY IF EXISTS agent_requests_delete_own ON public.agent_requests;
+REVOKE ALL ON public.agent_requests FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.agent_requests DISABLE ROW LEVEL SECURITY;
+DROP TRIGGER IF EXISTS agent_requests_touch_updated_at ON public.agent_requests;
+ALTER TABLE public.agent_requests ALTER COLUMN user_id DROP DEFAULT;
+DROP INDEX IF EXISTS public.agent_requests_user_created_idx;
+DROP INDEX IF EXISTS public.agent_requests_user_status_created_idx;""",
+    ),
+    "agent_sessions": (
+        r"""-- agent_sessions
+CREATE INDEX agent_sessions_user_updated_idx ON public.agent_sessions USING btree (user_id, updated_at DESC, id DESC);
+ALTER TABLE public.agent_sessions ALTER COLUMN user_id SET DEFAULT auth.uid();
+CREATE TRIGGER agent_sessions_touch_updated_at BEFORE UPDATE ON public.agent_sessions FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();
+ALTER TABLE public.agent_sessions ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.agent_sessions FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.agent_sessions TO anon;
+GRANT SELECT, DELETE ON public.agent_sessions TO authenticated;
+GRANT INSERT (user_id, request_chain, context_state) ON public.agent_sessions TO authenticated;
+GRANT UPDATE (request_chain, context_state) ON public.agent_sessions TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.agent_sessions TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.agent_sessions TO centrid_admin;
+CREATE POLICY agent_sessions_select_own ON public.agent_sessions AS PERMISSIVE FOR SELECT TO authenticated
+    USING (user_id = (select auth.uid()));
+CREATE POLICY agent_sessions_insert_own ON public.agent_sessions AS PERMISSIVE FOR INSERT TO authenticated
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY agent_sessions_update_own ON public.agent_sessions AS PERMISSIVE FOR UPDATE TO authenticated
+    USING (user_id = (select auth.uid()))
+    WITH CHECK (user_id = (select auth.uid()));
+CREATE POLICY agent_sessions_delete_own ON public.agent_sessions AS PERMISSIVE FOR DELETE TO authenticated
+    USING (user_id = (select auth.uid()));""",
+        r"""-- agent_sessions
+DROP POLICY IF EXISTS agent_sessions_select_own ON public.agent_sessions;
+DROP POLICY IF EXISTS agent_sessions_insert_own ON public.agent_sessions;
+DROP POLICY IF EXISTS agent_sessions_update_own ON public.agent_sessions;
+DROP POLICY IF EXISTS agent_sessions_delete_own ON public.agent_sessions;
+REVOKE ALL ON public.agent_sessions FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.agent_sessions DISABLE ROW LEVEL SECURITY;
+DROP TRIGGER IF EXISTS agent_sessions_touch_updated_at ON public.agent_sessions;
+ALTER TABLE public.agent_sessions ALTER COLUMN user_id DROP DEFAULT;
+DROP INDEX IF EXISTS public.agent_sessions_user_updated_idx;""",
+    ),
+    "usage_events": (
+        r"""-- usage_events
+CREATE INDEX usage_events_user_created_idx ON public.usage_events USING btree (user_id, created_at DESC, id DESC);
+CREATE INDEX usage_events_user_type_created_idx ON public.usage_events USING btree (user_id, event_type, created_at DESC);
+ALTER TABLE public.usage_events ALTER COLUMN user_id SET DEFAULT auth.uid();
+ALTER TABLE public.usage_events ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.usage_events FROM PUBLIC, anon, authenticated, service_role, centrid_admin;
+GRANT SELECT ON public.usage_events TO anon;
+GRANT SELECT ON public.usage_events TO authenticated;
+GRANT SELECT, INSERT ON public.usage_events TO service_role;
+GRANT SELECT, INSERT ON public.usage_events TO centrid_admin;
+CREATE POLICY usage_events_select_own ON public.usage_events AS PERMISSIVE FOR SELECT TO authenticated
+    USING (user_id = (select auth.uid()));""",
+        r"""-- usage_events
+DROP POLICY IF EXISTS usage_events_select_own ON public.usage_events;
+REVOKE ALL ON public.usage_events FROM anon, authenticated, service_role, centrid_admin;
+ALTER TABLE public.usage_events DISABLE ROW LEVEL SECURITY;
+ALTER TABLE public.usage_events ALTER COLUMN user_id DROP DEFAULT;
+DROP INDEX IF EXISTS public.usage_events_user_created_idx;
+DROP INDEX IF EXISTS public.usage_events_user_type_created_idx;""",
+    ),
+}
+
 
 async def forwards() -> SerializedMigrationManager:
     manager = SerializedMigrationManager(migration_id=ID, app_name="centrid", description=DESCRIPTION)

@@ -1,7 +1,7 @@
 """Declarations -> SQL, for the security migration.
 
 The output is pasted literally into a migration file (see
-`centrid.commands.security_migration`), so a migration keeps meaning what
+`centrid.commands.new_migration`), so a migration keeps meaning what
 it meant when it was written even after the declarations move on.
 """
 
