@@ -4,6 +4,8 @@ from piccolo.conf.apps import AppRegistry
 
 from centrid.database import make_engine
 
+# In a `piccolo migrations forwards|backwards` process the engine serializes
+# the whole run with an advisory lock (see centrid.database.CentridEngine).
 DB = make_engine()
 
 APP_REGISTRY = AppRegistry(

@@ -7,7 +7,12 @@ they always agree on the database.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
+import asyncpg
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.querystring import QueryString
 
 from centrid.config import Settings, settings
 from centrid.embedded import embedded_dsn
@@ -30,10 +35,46 @@ def describe_dsn(dsn: str) -> str:
     return f"{parts.scheme}://{parts.username or ''}@{host}/{db}"
 
 
-def make_engine(dsn: str | None = None) -> PostgresEngine:
-    # extensions=(): Piccolo would otherwise CREATE EXTENSION "uuid-ossp" in
-    # public; gen_random_uuid() is core since PostgreSQL 13.
-    return PostgresEngine(config={"dsn": dsn or resolve_dsn()}, extensions=())
+class CentridEngine(PostgresEngine):
+    """Piccolo's PostgresEngine, plus: in a `piccolo migrations ...` CLI
+    process, the first query takes the session-level migration run lock
+    (centrid.migrating) and holds it until the process exits, so two
+    processes migrating at once run one after the other."""
+
+    def __init__(self, config: dict[str, Any], *, hold_migration_lock: bool | None = None) -> None:
+        # extensions=(): Piccolo would otherwise CREATE EXTENSION "uuid-ossp"
+        # in public; gen_random_uuid() is core since PostgreSQL 13.
+        super().__init__(config=config, extensions=())
+        self.hold_migration_lock = hold_migration_lock
+        self._lock_connection: asyncpg.Connection | None = None
+
+    async def _take_migration_lock(self) -> None:
+        if self.hold_migration_lock is None:
+            # Decided at the first query, not at import: the command line is
+            # what it will be by then (a wrapper may import piccolo_conf first).
+            self.hold_migration_lock = is_migrations_cli(sys.argv)
+        if self.hold_migration_lock and self._lock_connection is None:
+            from centrid.migrating import acquire_run_lock
+
+            self._lock_connection = await acquire_run_lock(self.config["dsn"])
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
+        await self._take_migration_lock()
+        return await super().run_querystring(querystring, in_pool=in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
+        await self._take_migration_lock()
+        return await super().run_ddl(ddl, in_pool=in_pool)
+
+
+def is_migrations_cli(argv: list[str]) -> bool:
+    """`piccolo migrations forwards|backwards ...` (as script or `-m piccolo.main`)."""
+    program = argv[0].rsplit("/", 1)[-1] if argv else ""
+    return program in {"piccolo", "main.py", "-m"} and argv[1:3] in (["migrations", "forwards"], ["migrations", "backwards"])
+
+
+def make_engine(dsn: str | None = None, *, hold_migration_lock: bool | None = None) -> CentridEngine:
+    return CentridEngine(config={"dsn": dsn or resolve_dsn()}, hold_migration_lock=hold_migration_lock)
 
 
 def with_database(dsn: str, database: str) -> str:

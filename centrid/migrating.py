@@ -9,17 +9,49 @@ migration table, skips a migration another process already applied, and
 writes the record in the same transaction: a migration and its record commit
 or vanish together. Piccolo's own later insert of the record is dropped as a
 duplicate by the `centrid_migration_dedup` trigger the first migration adds.
+
+That covers centrid's migrations. Piccolo's own steps before them (creating
+its `migration` table, the user and session_auth apps' migrations) are not
+serialized by Piccolo at all, so a whole run takes `migration_run_lock` too:
+the server around its in-process `forwards`, and the `piccolo migrations`
+CLI through `centrid.database.CentridEngine`. Different keys, so a process
+holding the run lock never waits on itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
 # An arbitrary constant naming "centrid migrations" among advisory locks.
 MIGRATION_LOCK_KEY = 0x63656E7472696400 >> 8  # "centrid" in ASCII, fits in bigint
+# ...and one for "a whole migrations run", held for the run's duration.
+MIGRATION_RUN_LOCK_KEY = MIGRATION_LOCK_KEY + 1
+
+
+async def acquire_run_lock(dsn: str) -> asyncpg.Connection:
+    """A connection holding the session-level run lock; close it to release."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_RUN_LOCK_KEY)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+@asynccontextmanager
+async def migration_run_lock(dsn: str) -> AsyncIterator[None]:
+    conn = await acquire_run_lock(dsn)
+    try:
+        yield
+    finally:
+        await conn.close()
 
 
 class SerializedMigrationManager(MigrationManager):

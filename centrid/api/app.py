@@ -78,9 +78,12 @@ async def apply_migrations() -> None:
     exists, so it uses the DSN's own (owner) role."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
+    from centrid.migrating import migration_run_lock
+
     output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        result = await run_forwards("all")
+    async with migration_run_lock(_engine().config["dsn"]):
+        with contextlib.redirect_stdout(output):
+            result = await run_forwards("all")
     applied = [line.strip() for line in output.getvalue().splitlines() if "[forwards]" in line]
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
