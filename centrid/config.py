@@ -34,6 +34,7 @@ def _flag(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
+    request_database_url: str | None
     data_dir: Path
     auto_migrate: bool
     host: str
@@ -54,6 +55,7 @@ class Settings:
         origins = os.environ.get("CENTRID_CORS_ORIGINS", "")
         return cls(
             database_url=os.environ.get("DATABASE_URL", "").strip() or None,
+            request_database_url=os.environ.get("CENTRID_REQUEST_DATABASE_URL", "").strip() or None,
             data_dir=Path(data_dir).resolve() if data_dir else REPO_ROOT / ".centrid",
             auto_migrate=_flag("CENTRID_AUTO_MIGRATE", True),
             host=os.environ.get("HOST", "").strip() or "127.0.0.1",

@@ -85,6 +85,34 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+AUTHENTICATOR_ROLE = "centrid_authenticator"
+
+
+def with_user(dsn: str, user: str, password: str | None = None) -> str:
+    """The same server and database, another login."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    credentials = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def request_dsn(cfg: Settings, owner_dsn: str) -> str:
+    """The login the request pool uses.
+
+    CENTRID_REQUEST_DATABASE_URL when set (e.g. Supabase's `authenticator`);
+    for the embedded database, `centrid_authenticator`, which owns nothing
+    and may only become the API roles; otherwise DATABASE_URL's own login
+    (the server warns at start if that login could leave its scope).
+    """
+    if cfg.request_database_url:
+        return cfg.request_database_url
+    if cfg.database_url is None:
+        return with_user(owner_dsn, AUTHENTICATOR_ROLE)
+    return owner_dsn
+
+
 def retarget(engine: PostgresEngine, dsn: str) -> None:
     """Point an engine (and every table bound to it) at another database.
 

@@ -61,6 +61,13 @@ async def template_dsn(cluster: Cluster) -> AsyncIterator[str]:
     dsn = await create_database(cluster, TEMPLATE)
     result = run_piccolo(["migrations", "forwards", "all"], dsn)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The request login has no password by design; on servers that ask for
+    # one (testcontainers), give it a test-only password.
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"ALTER ROLE centrid_authenticator PASSWORD '{AUTHENTICATOR_TEST_PASSWORD}'")
+    finally:
+        await conn.close()
     yield dsn
     await drop_database(cluster, TEMPLATE)
 
@@ -104,6 +111,13 @@ async def db(cluster: Cluster, template_dsn: str) -> AsyncIterator[MigratedDB]:
 
 
 TEST_JWT_SECRET = "centrid-test-secret-not-for-production-use-0123456789"
+AUTHENTICATOR_TEST_PASSWORD = "centrid-authenticator-test-only"
+
+
+def authenticator_dsn(dsn: str) -> str:
+    from centrid.database import AUTHENTICATOR_ROLE, with_user
+
+    return with_user(dsn, AUTHENTICATOR_ROLE, AUTHENTICATOR_TEST_PASSWORD)
 
 
 @pytest.fixture
@@ -116,6 +130,7 @@ def app_settings(db: MigratedDB) -> Any:
     return replace(
         settings(),
         database_url=db.dsn,
+        request_database_url=authenticator_dsn(db.dsn),
         auto_migrate=False,
         jwt_secret=TEST_JWT_SECRET,
         pool_min_size=1,

@@ -24,10 +24,10 @@ from centrid.api.db_errors import map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
-from centrid.database import describe_dsn
+from centrid.database import describe_dsn, request_dsn
 from centrid.errors import ApiError, error_response
 from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
-from centrid.scope.pool import close_pool, open_pool
+from centrid.scope.pool import close_pool, login_risk, open_pool
 from centrid.scope.secret import jwt_secret
 
 log = logging.getLogger("centrid.server")
@@ -109,7 +109,13 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         if cfg.auto_migrate:
             await apply_migrations()
         await open_pool(engine, cfg)
-        log.info(f"pool open (min {cfg.pool_min_size}, max {cfg.pool_max_size})")
+        log.info(
+            f"request pool open as {describe_dsn(request_dsn(cfg, engine.config['dsn']))} "
+            f"(min {cfg.pool_min_size}, max {cfg.pool_max_size})"
+        )
+        risk = await login_risk(engine)
+        if risk:
+            log.warning(risk)
         try:
             yield
         finally:

@@ -1,9 +1,11 @@
 """The asyncpg pool behind Piccolo's engine, opened for request traffic.
 
-Its connections start as `anon` (startup parameter `role`), so a query that
-escapes a request scope sees no user rows. On release we also RESET ROLE,
-which returns to that startup role, in case anything changed it at session
-level (asyncpg's default RESET ALL leaves the role alone).
+Its connections log in as the request login (centrid.database.request_dsn:
+by default `centrid_authenticator`, which owns nothing and bypasses nothing)
+and start as `anon` (startup parameter `role`), so a query that escapes a
+request scope sees no user rows. On release we also RESET ROLE, which returns
+to that startup role, in case anything changed it at session level
+(asyncpg's default RESET ALL leaves the role alone).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 from centrid.config import Settings
+from centrid.database import request_dsn
 
 _RESET_SQL = """
 SELECT pg_advisory_unlock_all();
@@ -28,6 +31,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 async def open_pool(engine: PostgresEngine, cfg: Settings) -> None:
     await engine.start_connection_pool(
+        dsn=request_dsn(cfg, engine.config["dsn"]),
         min_size=cfg.pool_min_size,
         max_size=cfg.pool_max_size,
         server_settings={"role": "anon", "application_name": "centrid"},
@@ -39,3 +43,21 @@ async def open_pool(engine: PostgresEngine, cfg: Settings) -> None:
 async def close_pool(engine: PostgresEngine) -> None:
     if engine.pool is not None:
         await engine.close_connection_pool()
+
+
+async def login_risk(engine: PostgresEngine) -> str | None:
+    """Why the request login could escape its scope, if it could."""
+    assert engine.pool is not None
+    async with engine.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT session_user AS login, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = session_user"
+        )
+    if row is None:
+        return None
+    if row["rolsuper"] or row["rolbypassrls"]:
+        return (
+            f"request connections log in as {row['login']!r}, which is a superuser or bypasses RLS: "
+            "SQL run in a request could leave its scope. Set CENTRID_REQUEST_DATABASE_URL to a "
+            "NOINHERIT login such as centrid_authenticator."
+        )
+    return None
