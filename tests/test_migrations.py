@@ -24,6 +24,7 @@ CENTRID_MIGRATIONS = [
     "2026-11-24T21:26:46:922895",
     "2026-11-24T21:27:52:641496",
     "2026-11-24T21:27:53:124866",
+    "2026-11-24T21:53:01:509701",
 ]
 PICCOLO_APP_MIGRATIONS = [
     ("user", "2019-11-14T21:52:21"),
@@ -210,7 +211,7 @@ def add_migration(root: Path, migration_id: str, steps: list[str], description: 
     (root / "centrid" / "piccolo_migrations" / filename).write_text(body)
 
 
-FAILING_ID = "2026-11-24T21:40:00:000001"
+FAILING_ID = "2099-01-01T00:00:00:000001"  # after every real migration
 HALF_DONE_SQL = r"""
 CREATE TABLE public.half_done (id integer PRIMARY KEY, updated_at timestamptz);
 ALTER TABLE public.half_done ENABLE ROW LEVEL SECURITY;
@@ -262,7 +263,7 @@ async def test_failed_migration_leaves_no_trace(empty_dsn: str, tmp_path: Path) 
 # --------------------------------------------------------------------------
 # Two processes at once
 
-SLOW_ID = "2026-11-24T21:40:00:000002"
+SLOW_ID = "2099-01-01T00:00:00:000002"  # after every real migration
 SLOW_STEPS = [
     "CREATE TABLE public.slow_marker (pid integer NOT NULL DEFAULT pg_backend_pid())",
     "SELECT pg_sleep(2)",

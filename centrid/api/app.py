@@ -25,7 +25,8 @@ from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
 from centrid.database import describe_dsn, request_dsn
-from centrid.errors import ApiError, error_response
+from centrid.errors import ApiError, error_response, unauthorized
+from centrid.scope.access import AccessLogMiddleware
 from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
 from centrid.scope.pool import close_pool, login_risk, open_pool
 from centrid.scope.secret import jwt_secret
@@ -40,6 +41,7 @@ ENDPOINTS: list[Endpoint] = [
     *usage.ENDPOINTS,
 ]
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UNSCOPED_PATHS = frozenset({"/health", "/openapi.json"})
 HEALTH_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
 
@@ -51,6 +53,10 @@ def _dispatcher(by_method: dict[str, Handler]) -> Handler:
         handler = by_method.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
             raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allowed})
+        if request.method in WRITE_METHODS and caller_of(request).role == "anon":
+            # Authentication, not authorization: anon holds no write grant
+            # anywhere, so say "sign in" before any lookup can say "404".
+            raise unauthorized("sign in to do this")
         return await handler(request)
 
     return dispatch
@@ -184,6 +190,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         asyncpg.PostgresError: on_database_error,
     }
     middleware = [
+        Middleware(AccessLogMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(cfg.cors_origins),

@@ -73,8 +73,10 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
     if isinstance(exc, (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)):
         return conflict("concurrent change; retry")
     if isinstance(exc, asyncpg.exceptions.DataError):
-        # Values PostgreSQL cannot take: out of range, bad text, bad tsquery...
-        return validation_error([detail])
+        # Values PostgreSQL cannot take (out of range, bad text...). Input
+        # models rule out the ones we know; don't echo driver internals.
+        log.warning("data error reached the database: %s", exc)
+        return validation_error([{"field": field, "message": "a value is out of range for its column"}])
     if isinstance(
         exc,
         (

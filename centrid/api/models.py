@@ -26,18 +26,38 @@ def _no_nul(value: str) -> str:
     return value
 
 
+MAX_JSON_DEPTH = 64
+
+
 def _json_no_nul(value: Any) -> Any:
-    """jsonb cannot hold \\u0000 either, at any depth."""
-    if isinstance(value, str):
-        _no_nul(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _json_no_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _json_no_nul(item)
+    """jsonb cannot hold \\u0000 at any depth; and we bound the depth, well
+    under what the JSON encoder and the database accept (iteratively, so a
+    hostile document cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _no_nul(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                for key in item:
+                    _no_nul(key)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
     return value
+
+
+def _representable_timestamp(value: datetime.datetime) -> datetime.datetime:
+    """Timestamps must convert to UTC within Python's and PostgreSQL's range."""
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone offset")
+    try:
+        return value.astimezone(datetime.timezone.utc)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -46,7 +66,10 @@ Json = Annotated[Any, AfterValidator(_json_no_nul)]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
 NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
 PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
-NonNegativeReal = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# `real` is a 4-byte float: larger values cannot be stored.
+REAL_MAX = 3.4e38
+NonNegativeReal = Annotated[float, Field(ge=0, le=REAL_MAX, allow_inf_nan=False)]
+Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from centrid.api.models import AgentType, ProcessingStatus, RequestStatus, _no_nul
+from centrid.api.models import AgentType, ProcessingStatus, RequestStatus, Timestamp, _no_nul
 
 SearchText = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_no_nul)]
 Cursor = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -40,8 +39,8 @@ class AgentRequestQuery(PageQuery):
 
 class UsageEventQuery(PageQuery):
     event_type: FilterText | None = None
-    since: datetime.datetime | None = None
-    until: datetime.datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
 
 
 class SearchQuery(Query):
@@ -50,6 +49,6 @@ class SearchQuery(Query):
 
 
 class SummaryQuery(Query):
-    since: datetime.datetime | None = None
-    until: datetime.datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
     user_id: uuid.UUID | None = None

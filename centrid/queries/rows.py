@@ -124,8 +124,8 @@ def decode_cursor(cursor: str) -> tuple[datetime.datetime, uuid.UUID]:
         parsed = datetime.datetime.fromisoformat(at)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return parsed.astimezone(datetime.timezone.utc), uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise InvalidCursor("cursor is not one this API issued") from exc
 
 

@@ -4,31 +4,27 @@ A pure ASGI middleware (not BaseHTTPMiddleware, which would run the
 endpoint in another task and lose the context variable Piccolo reads its
 current transaction from). For each HTTP request it:
 
-1. assigns the request id and times the request for the access log;
-2. reads the body, at most `max_body_bytes`, *before* taking a database
+1. reads the body, at most `max_body_bytes`, *before* taking a database
    connection, so slow uploads never hold one;
-3. verifies the bearer token (or takes anon) - a bad token never reaches
+2. verifies the bearer token (or takes anon) - a bad token never reaches
    the database;
-4. acquires one connection (acquire timeout -> 503), begins a transaction,
+3. acquires one connection (acquire timeout -> 503), begins a transaction,
    sets the caller's claims and role LOCAL and makes that transaction
    Piccolo's current one;
-5. runs the app, buffering its response; commits when the status is below
+4. runs the app, buffering its response; commits when the status is below
    400, otherwise rolls back, and only then sends the response, so a client
    never sees success for work that did not commit;
-6. if the client disconnects first, cancels the app and rolls back;
-7. releases the connection in every case.
+5. if the client disconnects first, cancels the app and rolls back;
+6. releases the connection in every case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import time
 import traceback
-import uuid
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 import orjson
@@ -48,10 +44,8 @@ from centrid.errors import (
 from centrid.scope.claims import Caller, enter_scope
 from centrid.scope.tokens import InvalidToken, caller_from_authorization
 
-access_log = logging.getLogger("centrid.access")
 error_log = logging.getLogger("centrid.error")
 
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 # Failures that mean "the database is not there", not "your request is bad".
 DATABASE_DOWN: tuple[type[BaseException], ...] = (
@@ -70,7 +64,7 @@ Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 class ClientDisconnected(Exception):
-    pass
+    """The client went away before the response; the work was rolled back."""
 
 
 class _BodyTooLarge(Exception):
@@ -108,47 +102,10 @@ class RequestScopeMiddleware:
         self.admin_prefix = admin_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.unscoped_paths or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-
-        started = time.perf_counter()
-        incoming_id = _header(scope, b"x-request-id")
-        request_id = incoming_id if incoming_id and _SANE_REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        outcome: dict[str, Any] = {"status": 0, "caller": None}
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                outcome["status"] = message["status"]
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            if scope["path"] in self.unscoped_paths or scope["method"] == "OPTIONS":
-                await self.app(scope, receive, send_with_id)
-            else:
-                await self._scoped(scope, receive, send_with_id, outcome)
-        except ClientDisconnected:
-            outcome["status"] = 499
-        finally:
-            caller: Caller | None = outcome["caller"]
-            access_log.info(
-                orjson.dumps(
-                    {
-                        "event": "request",
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": outcome["status"],
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "role": caller.role if caller else None,
-                        "user_id": caller.sub if caller else None,
-                    }
-                ).decode()
-            )
+        await self._scoped(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -175,7 +132,7 @@ class RequestScopeMiddleware:
             return Caller(role="centrid_admin")
         return caller_from_authorization(_header(scope, b"authorization"), self.jwt_secret())
 
-    async def _scoped(self, scope: Scope, receive: Receive, send: Send, outcome: dict[str, Any]) -> None:
+    async def _scoped(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await self._read_body(scope, receive)
         except _BodyTooLarge:
@@ -186,8 +143,7 @@ class RequestScopeMiddleware:
         except InvalidToken as exc:
             await _send_error(send, unauthorized(str(exc)))
             return
-        outcome["caller"] = caller
-        scope["state"]["caller"] = caller
+        scope.setdefault("state", {})["caller"] = caller
 
         pool = self.engine.pool
         if pool is None:

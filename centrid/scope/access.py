@@ -1,0 +1,81 @@
+"""Request ids and the access log: the outermost middleware.
+
+Outside CORS and the request scope, so that every response - a CORS
+preflight, a 401 from a bad token, a 413, a 503 - carries X-Request-ID and
+yields exactly one structured log line (id, method, path, status, duration,
+role, user id; never the token).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from centrid.scope.claims import Caller
+from centrid.scope.middleware import ClientDisconnected
+
+access_log = logging.getLogger("centrid.access")
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# Status logged when the client left before a response was sent (nginx's convention).
+CLIENT_CLOSED = 499
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            return candidate if _SANE_REQUEST_ID.match(candidate) else None
+    return None
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            status = CLIENT_CLOSED
+        finally:
+            caller: Caller | None = state.get("caller")
+            access_log.info(
+                orjson.dumps(
+                    {
+                        "event": "request",
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "role": caller.role if caller else None,
+                        "user_id": caller.sub if caller else None,
+                    }
+                ).decode()
+            )

@@ -1,0 +1,214 @@
+"""Helpers shared by the HTTP-level API tests (test_api_*.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.conftest import TEST_JWT_SECRET
+from tests.support import bearer
+
+TABLES = (
+    "user_profiles",
+    "documents",
+    "document_chunks",
+    "agent_requests",
+    "agent_sessions",
+    "usage_events",
+)
+
+ALLOWED_ORIGIN = "https://app.example.test"
+
+
+def service() -> dict[str, str]:
+    """A service_role token as Supabase's service key: no `sub`."""
+    return bearer(None, role="service_role")
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The contract's error shape: {"error": {"code", "message", "details"}}."""
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text[:500]}"
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert isinstance(error["code"], str) and error["code"], error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert "Traceback" not in response.text
+    if code is not None:
+        assert error["code"] == code, error
+    return dict(error)
+
+
+def detail_fields(response: httpx.Response) -> set[str]:
+    """The field names a 422 names in its per-field details."""
+    details = response.json()["error"]["details"]
+    assert isinstance(details, list) and details, f"422 without per-field details: {response.text}"
+    return {d["field"] for d in details if d.get("field")}
+
+
+def assert_names_field(response: httpx.Response, field: str) -> None:
+    error = assert_error(response, 422, "validation_error")
+    fields = detail_fields(response)
+    assert any(f == field or f.endswith("." + field) or f.startswith(field + ".") for f in fields), (
+        field,
+        error,
+    )
+
+
+async def row_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Every table's row count, as the owner sees them (everything)."""
+    sql = "SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}") AS "{t}"' for t in TABLES)
+    record = await conn.fetchrow(sql)
+    assert record is not None
+    return {k: int(v) for k, v in dict(record).items()}
+
+
+async def table_snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Full contents of the six tables (owner's view), to prove nothing changed."""
+    snapshot: dict[str, list[tuple[Any, ...]]] = {}
+    for table in TABLES:
+        rows = await conn.fetch(f'SELECT * FROM "{table}" ORDER BY id')
+        snapshot[table] = [tuple(r.values()) for r in rows]
+    return snapshot
+
+
+DOC = {"filename": "notes.txt", "file_type": "text/plain", "file_size": 10}
+
+
+async def make_document(client: httpx.AsyncClient, user: str, **fields: Any) -> dict[str, Any]:
+    body = {**DOC, **fields}
+    r = await client.post("/api/documents", json=body, headers=bearer(user))
+    assert r.status_code == 201, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+async def make_chunks(client: httpx.AsyncClient, user: str, document_id: str, contents: list[str]) -> list[dict[str, Any]]:
+    body = [{"chunk_index": i, "content": c} for i, c in enumerate(contents)]
+    r = await client.post(f"/api/documents/{document_id}/chunks", json=body, headers=bearer(user))
+    assert r.status_code == 201, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def make_request(client: httpx.AsyncClient, user: str, **fields: Any) -> dict[str, Any]:
+    body = {"agent_type": "research", "content": "find cats", **fields}
+    r = await client.post("/api/agent-requests", json=body, headers=bearer(user))
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def make_session(client: httpx.AsyncClient, user: str, **fields: Any) -> dict[str, Any]:
+    r = await client.post("/api/agent-sessions", json=fields, headers=bearer(user))
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def make_usage_event(client: httpx.AsyncClient, user: str, **fields: Any) -> dict[str, Any]:
+    body = {"user_id": user, "event_type": "tokens", "tokens_used": 10, "cost": 0.5, **fields}
+    r = await client.post("/api/usage-events", json=body, headers=service())
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def list_all(client: httpx.AsyncClient, path: str, headers: dict[str, str], limit: int = 100, **params: Any) -> list[dict[str, Any]]:
+    """Follow next_cursor to the end of a list."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(1000):
+        query: dict[str, Any] = {"limit": limit, **params}
+        if cursor:
+            query["cursor"] = cursor
+        r = await client.get(path, params=query, headers=headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("pagination never ended")
+
+
+# --- forged tokens ------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def forge(
+    claims: dict[str, Any],
+    *,
+    alg: str = "HS256",
+    secret: str = TEST_JWT_SECRET,
+    sign_with: str | None = "sha256",
+    header: dict[str, Any] | None = None,
+) -> str:
+    """A JWT built by hand, so the header's `alg` can lie about the signature
+    (e.g. "RS256" or "none" while signed, or not signed, with HMAC)."""
+    head = {"alg": alg, "typ": "JWT", **(header or {})}
+    signing_input = _b64(json.dumps(head).encode()) + "." + _b64(json.dumps(claims).encode())
+    if sign_with is None:
+        return signing_input + "."
+    digest = hmac.new(secret.encode(), signing_input.encode(), getattr(hashlib, sign_with)).digest()
+    return signing_input + "." + _b64(digest)
+
+
+def user_claims(sub: str | None, **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {"role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 600}
+    if sub is not None:
+        claims["sub"] = sub
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not _DROP}
+
+
+_DROP = object()
+DROP: Any = _DROP  # pass as a claim value to leave the claim out
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def random_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- a client over an app built from given settings ------------------------------
+
+
+@asynccontextmanager
+async def app_client(cfg: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """Same as conftest's `client`, for tests that need other settings."""
+    from centrid.api.app import create_app
+
+    app = create_app(cfg)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield app, c
+
+
+async def centrid_backends(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The app pool's connections to this test's database."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT pid, state, wait_event_type, query FROM pg_stat_activity "
+        "WHERE application_name = 'centrid' AND datname = current_database()"
+    )
+    return rows
