@@ -16,16 +16,9 @@ import asyncpg
 import httpx
 
 from tests.conftest import TEST_JWT_SECRET
-from tests.support import bearer
+from tests.support import SIX_TABLES, bearer
 
-TABLES = (
-    "user_profiles",
-    "documents",
-    "document_chunks",
-    "agent_requests",
-    "agent_sessions",
-    "usage_events",
-)
+TABLES = SIX_TABLES
 
 ALLOWED_ORIGIN = "https://app.example.test"
 

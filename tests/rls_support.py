@@ -20,16 +20,8 @@ import pytest
 
 from tests.cluster import Cluster
 from tests.conftest import TEMPLATE, MigratedDB, create_database, drop_database
-from tests.support import create_user
+from tests.support import SIX_TABLES, create_user
 
-SIX_TABLES = (
-    "user_profiles",
-    "documents",
-    "document_chunks",
-    "agent_requests",
-    "agent_sessions",
-    "usage_events",
-)
 
 # Outcomes of a statement run under some role.
 DENIED = "permission denied"  # InsufficientPrivilegeError from a missing grant
