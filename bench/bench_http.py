@@ -64,6 +64,7 @@ from common import (
     command_line,
     create_auth_users,
     emit,
+    loadavg,
     log,
     migrate,
     ms,
@@ -71,7 +72,8 @@ from common import (
     percentile,
     scratch_database,
 )
-from centrid.scope.tokens import mint_token  # after common, which puts the repository on sys.path
+from centrid.database import with_user  # after common, which puts the repository on sys.path
+from centrid.scope.tokens import mint_token
 
 HOST = "127.0.0.1"  # the only address this script sends requests to
 
@@ -122,6 +124,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot (/proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+async def backend_pids(admin: asyncpg.Connection, database: str) -> list[int]:
+    """The PostgreSQL backends serving the service's pool."""
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'centrid'", database
+    )
+    return [int(r["pid"]) for r in rows]
+
+
 @dataclass
 class Service:
     process: subprocess.Popen[bytes]
@@ -147,7 +165,7 @@ class Service:
         return out, len(data)
 
 
-async def start_service(dsn: str, pool_max_size: int, timeout: float = 60.0) -> Service:
+async def start_service(dsn: str, request_login: str, pool_max_size: int, timeout: float = 60.0) -> Service:
     data_dir = Path(tempfile.mkdtemp(prefix="centrid-bench-http-"))
     port = free_port()
     secret = secrets.token_urlsafe(48)
@@ -159,6 +177,9 @@ async def start_service(dsn: str, pool_max_size: int, timeout: float = 60.0) -> 
         "CENTRID_JWT_SECRET": secret,
         "CENTRID_DATA_DIR": str(data_dir),
         "CENTRID_POOL_MAX_SIZE": str(pool_max_size),
+        # The request pool's login: as the embedded default and a production
+        # deployment, a NOINHERIT role that owns nothing; "owner" keeps DATABASE_URL's.
+        "CENTRID_REQUEST_DATABASE_URL": dsn if request_login == "owner" else with_user(dsn, request_login),
     }
     log_path = data_dir / "server.log"
     started = time.perf_counter()
@@ -286,6 +307,9 @@ class Result:
     server_other_lines: list[str] = field(default_factory=list)  # log lines that are not access lines
     server_cpu: float = 0.0
     client_cpu: float = 0.0
+    postgres_cpu: float = 0.0  # the pool's backends
+    machine_busy: float = 0.0  # CPU seconds, all cores
+    machine_total: float = 0.0
     busy_max: int = 0
     busy_mean: float = 0.0
     connections_max: int = 0
@@ -370,10 +394,13 @@ async def run_scenario(
     args: argparse.Namespace,
     offset: int,
 ) -> Result:
+    await asyncio.sleep(0.2)  # let the previous requests' access-log lines land first
     _, log_start = service.log_lines()
     samples: list[tuple[int, int]] = []
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_connections(admin, database, stop, samples))
+    backends = {pid: proc_cpu_seconds(pid) for pid in await backend_pids(admin, database)}
+    sampler = asyncio.create_task(sample_connections(admin, database, stop, samples))  # admin is its own now
+    busy, total = machine_cpu_seconds()
     cpu_server = proc_cpu_seconds(service.process.pid)
     cpu_client = time.process_time()
     try:
@@ -383,6 +410,12 @@ async def run_scenario(
         await sampler
     result.server_cpu = proc_cpu_seconds(service.process.pid) - cpu_server
     result.client_cpu = time.process_time() - cpu_client
+    busy_end, total_end = machine_cpu_seconds()
+    result.machine_busy, result.machine_total = busy_end - busy, total_end - total
+    # Backends opened during the scenario count from zero; closed ones are lost (rare: pool connections live on).
+    result.postgres_cpu = sum(
+        proc_cpu_seconds(pid) - backends.get(pid, 0.0) for pid in await backend_pids(admin, database)
+    )
     if samples:
         result.busy_max = max(b for b, _ in samples)
         result.busy_mean = statistics.fmean(b for b, _ in samples)
@@ -443,15 +476,33 @@ async def run(args: argparse.Namespace) -> str:
     results: list[Result] = []
     async with bench_server(args.data_dir) as bench:
         facts = bench.facts
+        durability = ", ".join([
+            f"{name}={await bench.admin.fetchval(f'SHOW {name}')}"
+            for name in ("synchronous_commit", "fsync", "wal_sync_method", "commit_delay")
+        ])
         async with scratch_database(bench.admin, bench.server, "http") as dsn:
             database = urlsplit(dsn).path.lstrip("/")
             migrate_seconds = migrate(dsn)
             log(f"  migrated with `piccolo migrations forwards all` in {migrate_seconds:.1f} s")
             seeded, seed_seconds = await seed(dsn, args.users, args.documents)
             log(f"  seeded {args.users} users x {args.documents} documents in {seed_seconds:.1f} s")
-            service = await start_service(dsn, args.pool_max_size)
+            service = await start_service(dsn, args.request_login, args.pool_max_size)
             try:
                 rss_start = proc_status(service.process.pid, "VmRSS")
+                startup_lines, _ = service.log_lines()
+                startup_warnings = [
+                    str(line.get("message", line)) for line in startup_lines
+                    if line.get("level") in ("warning", "error", "critical", "raw")
+                ]
+                for warning in startup_warnings:
+                    log(f"  service start-up: {warning}")
+                pool_logins = sorted({
+                    str(r["usename"]) for r in await bench.admin.fetch(
+                        "SELECT usename FROM pg_stat_activity WHERE datname = $1 AND application_name = 'centrid'",
+                        database,
+                    )
+                })
+                log(f"  request pool logs in as {', '.join(pool_logins)}")
                 users = [
                     User(uid, mint_token(uid, "authenticated", service.secret, ttl_seconds=3600), docs)
                     for uid, docs in seeded
@@ -471,6 +522,7 @@ async def run(args: argparse.Namespace) -> str:
                             ))
                             offset += args.requests
                 rss_end = proc_status(service.process.pid, "VmRSS")
+                load_end = loadavg()
                 rss_peak = proc_status(service.process.pid, "VmHWM")
             finally:
                 stop_service(service)
@@ -482,16 +534,23 @@ async def run(args: argparse.Namespace) -> str:
     by = {(r.scenario, r.concurrency): r for r in results}
     scenario_titles = {s.key: s.title for s in SCENARIOS}
     lines = [
-        "## HTTP service: throughput and latency with a transaction and RLS per request",
+        "## HTTP service",
+        "",
+        "Throughput and latency of `python server.py`, each request in its own pooled connection "
+        "and transaction, as the caller's role, with row level security deciding what it sees.",
         "",
         f"- Date: {now_utc()}",
         *[f"- {fact}" for fact in facts],
         f"- Command: `{command_line()}`",
-        f"- Service: `python server.py` (uvicorn, one process, `--pool-max-size` "
-        f"`CENTRID_POOL_MAX_SIZE={args.pool_max_size}`, other settings default: pool min 1, "
+        f"- Service: `python server.py` (uvicorn, one process, "
+        f"`CENTRID_POOL_MAX_SIZE={args.pool_max_size}` from `--pool-max-size`, other settings default: pool min 1, "
         "acquire timeout 5 s, one JSON access-log line per request to stderr, here a file), "
         f"`DATABASE_URL` a fresh database migrated with the CLI, healthy {service.started_seconds:.1f} s "
         "after launch (including its own no-op `forwards all`).",
+        f"- Request pool login (from `pg_stat_activity`): {', '.join(f'`{x}`' for x in pool_logins)} "
+        f"(`CENTRID_REQUEST_DATABASE_URL`, `--request-login {args.request_login}`). Service start-up "
+        "warnings: " + ("; ".join(w.rstrip(".") for w in startup_warnings) if startup_warnings else "none") + ".",
+        f"- Commits: {durability} (every write request waits for its WAL flush).",
         f"- Data: {args.users} users × {args.documents} documents = {args.users * args.documents:,} "
         f"documents, seeded as the table owner in {seed_seconds:.1f} s; the create scenarios added "
         f"{final_documents - args.users * args.documents:,} more (warm-up included).",
@@ -508,9 +567,8 @@ async def run(args: argparse.Namespace) -> str:
         "returns the document asked for.",
         "",
         "| scenario | concurrency | requests | errors | requests/s | p50 | p95 | p99 | max | "
-        "server-side p50 / p99 | service CPU per request | client CPU per request | "
-        "DB connections held, max (mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "server-side p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario in SCENARIOS:
         for concurrency in levels:
@@ -520,8 +578,28 @@ async def run(args: argparse.Namespace) -> str:
                 f"| {scenario.key} | {concurrency} | {r.requests:,}{' (time limit)' if r.truncated else ''} | "
                 f"{sum(r.errors.values())} | **{r.rps:,.0f}** | {ms(percentile(lat, 50))} | "
                 f"{ms(percentile(lat, 95))} | {ms(percentile(lat, 99))} | {ms(max(lat))} | "
-                f"{ms(percentile(r.server_ms, 50))} / {ms(percentile(r.server_ms, 99))} | "
-                f"{ms(r.server_cpu / r.requests * 1000)} | {ms(r.client_cpu / r.requests * 1000)} | "
+                f"{ms(percentile(r.server_ms, 50))} / {ms(percentile(r.server_ms, 99))} |"
+            )
+    cores = os.cpu_count() or 1
+    lines += [
+        "",
+        "Where the CPU went, per scenario (CPU time per request; the machine's cores busy over the "
+        "scenario, and how much of that was none of the three, i.e. other work on the machine, "
+        "PostgreSQL's background processes and the kernel):",
+        "",
+        "| scenario | concurrency | service CPU / request | PostgreSQL backends CPU / request | "
+        f"client CPU / request | machine busy (of {cores} cores) | of which other work | "
+        "DB connections held, max (mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario in SCENARIOS:
+        for concurrency in levels:
+            r = by[(scenario.key, concurrency)]
+            per = 1000 / r.requests
+            other = r.machine_busy - r.server_cpu - r.client_cpu - r.postgres_cpu
+            lines.append(
+                f"| {scenario.key} | {concurrency} | {ms(r.server_cpu * per)} | {ms(r.postgres_cpu * per)} | "
+                f"{ms(r.client_cpu * per)} | {r.machine_busy / r.wall:.2f} | {max(other, 0.0) / r.wall:.2f} | "
                 f"{r.busy_max} ({r.busy_mean:.1f}) |"
             )
     lines += [
@@ -538,6 +616,8 @@ async def run(args: argparse.Namespace) -> str:
         f"{sum(len(r.server_other_lines) for r in results)}.",
         f"- Isolation probe before the run: each of the {args.users} users asked for another "
         f"user's document by id: {', '.join(f'{n} × {s}' for s, n in sorted(probe.items()))}.",
+        f"- Load average at the end of the run: {load_end} (at the start: in the facts above; other "
+        "work on the machine competes for the same 2 cores).",
         f"- Service RSS (`VmRSS` of the `server.py` process): {rss_start / 1024:.0f} MiB once healthy, "
         f"{rss_end / 1024:.0f} MiB after the run; peak (`VmHWM`) {rss_peak / 1024:.0f} MiB.",
         "- *server-side* is the `duration_ms` of the service's own access-log line (from reading "
@@ -571,6 +651,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="stop a scenario after this long even if requests remain (default 120)")
     parser.add_argument("--warmup", type=int, default=200, help="uncounted requests per scenario first (default 200)")
     parser.add_argument("--pool-max-size", type=int, default=10, help="CENTRID_POOL_MAX_SIZE (default 10)")
+    parser.add_argument("--request-login", default="centrid_authenticator",
+                        help="the request pool's login role, or 'owner' for DATABASE_URL's own "
+                        "(default centrid_authenticator, created by the migrations)")
     add_common_options(parser)
     args = parser.parse_args(argv)
     if args.documents < 20:
