@@ -46,6 +46,7 @@ class Settings:
     pool_max_size: int
     pool_acquire_timeout: float
     statement_timeout_ms: int
+    statement_cache_size: int
     log_level: str
     admin_secure_cookies: bool
 
@@ -67,6 +68,9 @@ class Settings:
             pool_max_size=_int("CENTRID_POOL_MAX_SIZE", 10),
             pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 5.0),
             statement_timeout_ms=_int("CENTRID_STATEMENT_TIMEOUT_MS", 15000),
+            # asyncpg's named prepared statement cache; 0 behind PgBouncer in
+            # transaction mode (unless it tracks them: max_prepared_statements).
+            statement_cache_size=_int("CENTRID_STATEMENT_CACHE_SIZE", 100),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
             admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
         )

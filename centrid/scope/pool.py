@@ -6,6 +6,11 @@ and start as `anon` (startup parameter `role`), so a query that escapes a
 request scope sees no user rows. On release we also RESET ROLE, which returns
 to that startup role, in case anything changed it at session level
 (asyncpg's default RESET ALL leaves the role alone).
+
+Behind PgBouncer in transaction mode the `role` startup parameter is dropped
+(it must be in ignore_startup_parameters), so connections start as the bare
+login, which owns nothing either; set statement_cache_size to 0 there
+(CENTRID_STATEMENT_CACHE_SIZE).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ async def open_pool(engine: PostgresEngine, cfg: Settings) -> None:
         server_settings={"role": "anon", "application_name": "centrid"},
         reset=_reset,
         command_timeout=None,
+        statement_cache_size=cfg.statement_cache_size,
     )
 
 
