@@ -60,3 +60,14 @@ async def test_the_app_pool_logs_in_as_the_authenticator(db: MigratedDB, client:
         "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'centrid' AND datname = current_database()"
     )
     assert [r["usename"] for r in logins] == ["centrid_authenticator"]
+
+
+async def test_the_login_starts_as_anon_without_any_startup_parameter(db: MigratedDB) -> None:
+    """A pooler may drop the pool's `role` startup parameter; the login's own
+    role-level default still makes every session start as anon."""
+    conn = await asyncpg.connect(authenticator_dsn(db.dsn))
+    try:
+        assert await conn.fetchval("SELECT current_user") == "anon"
+        assert await conn.fetchval("SELECT count(*) FROM documents") == 0
+    finally:
+        await conn.close()

@@ -4,7 +4,9 @@ Like Supabase's `authenticator`: LOGIN, NOINHERIT, owns nothing, bypasses
 nothing, and may only SET ROLE to the API roles and the admin role. A
 request pool logged in as it cannot step out of its scope: `SET ROLE NONE`
 leaves it with no privileges at all, and it cannot become the owner.
-It has no password; the embedded database trusts local connections, and
+Its sessions start as `anon` (a role-level default, so also behind a pooler
+that drops startup parameters). It has no password; the embedded database
+trusts local connections, and
 elsewhere an operator sets one (see README). Roles are cluster-wide and
 never dropped by backwards.
 """
@@ -28,6 +30,9 @@ BEGIN
             EXECUTE format('GRANT %I TO centrid_authenticator', r);
         END IF;
     END LOOP;
+    -- Every session of the login starts as anon, also where the `role`
+    -- startup parameter cannot be passed (PgBouncer drops it).
+    ALTER ROLE centrid_authenticator SET role = 'anon';
 END
 $role$;
 """

@@ -8,8 +8,9 @@ to that startup role, in case anything changed it at session level
 (asyncpg's default RESET ALL leaves the role alone).
 
 Behind PgBouncer in transaction mode the `role` startup parameter is dropped
-(it must be in ignore_startup_parameters), so connections start as the bare
-login, which owns nothing either; set statement_cache_size to 0 there
+(it must be in ignore_startup_parameters); centrid_authenticator's role-level
+default (`ALTER ROLE ... SET role = 'anon'`) still starts it as anon, and the
+login owns nothing anyway. Set statement_cache_size to 0 there
 (CENTRID_STATEMENT_CACHE_SIZE).
 """
 
