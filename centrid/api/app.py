@@ -90,12 +90,14 @@ async def apply_migrations() -> None:
     async with migration_run_lock(_engine().config["dsn"]):
         with contextlib.redirect_stdout(output):
             result = await run_forwards("all")
-    applied = [line.strip() for line in output.getvalue().splitlines() if "[forwards]" in line]
+    # Piccolo prints "  - <id> [forwards]... ok! ✔️" per applied migration.
+    applied = [line.split("[forwards]")[0].strip(" -") for line in output.getvalue().splitlines() if "[forwards]" in line]
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
-    log.info("migrations applied" if applied else "schema up to date", extra={})
-    for line in applied:
-        log.info(line)
+    if not applied:
+        log.info("schema up to date")
+    for migration_id in applied:
+        log.info(f"applied migration {migration_id}")
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
