@@ -205,3 +205,42 @@ async def centrid_backends(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         "WHERE application_name = 'centrid' AND datname = current_database()"
     )
     return rows
+
+
+async def seed_callers(
+    client: httpx.AsyncClient, owner: asyncpg.Connection, *, users: int = 4, documents: int = 3, chunks: bool = False
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Users named user0..userN, each with `documents` documents (content
+    "shared words owner<id>"), optionally one chunk each, and one agent
+    request, all created through the API as their owner."""
+    from tests.support import create_user
+
+    ids = [await create_user(owner, name=f"user{i}") for i in range(users)]
+    docs: dict[str, list[str]] = {u: [] for u in ids}
+    for u in ids:
+        for i in range(documents):
+            r = await client.post(
+                "/api/documents",
+                json={**DOC, "filename": f"{u[:8]}-{i}.txt", "content_text": f"shared words owner{u[:8]}"},
+                headers=bearer(u),
+            )
+            assert r.status_code == 201, r.text
+            docs[u].append(r.json()["id"])
+            if chunks:
+                r = await client.post(
+                    f"/api/documents/{docs[u][-1]}/chunks",
+                    json=[{"chunk_index": 0, "content": "first"}],
+                    headers=bearer(u),
+                )
+                assert r.status_code == 201, r.text
+        r = await client.post("/api/agent-requests", json={"agent_type": "edit", "content": "c"}, headers=bearer(u))
+        assert r.status_code == 201, r.text
+    return ids, docs
+
+
+def assert_only_callers_rows(caller: str | None, items: list[dict[str, Any]], what: str) -> None:
+    """Anon sees nothing; a user sees only rows whose user_id is theirs."""
+    if caller is None:
+        assert items == [], f"anon saw rows in {what}: {items}"
+    for item in items:
+        assert item["user_id"] == caller, f"{what}: {caller} saw a row of {item['user_id']}"

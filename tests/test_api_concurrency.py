@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api_support import DOC, app_client, centrid_backends, service
+from tests.api_support import DOC, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user
 
@@ -61,26 +61,12 @@ class Sampler:
 
 async def test_every_response_holds_only_the_callers_rows(db: MigratedDB, small_pool: tuple[Any, httpx.AsyncClient]) -> None:
     _, client = small_pool
-    users = [await create_user(db.owner, name=f"user{i}") for i in range(4)]
-    docs: dict[str, list[str]] = {u: [] for u in users}
-    for u in users:
-        for i in range(3):
-            r = await client.post("/api/documents", json={**DOC, "filename": f"{u[:8]}-{i}.txt",
-                                                         "content_text": f"shared words owner{u[:8]}"},
-                                  headers=bearer(u))
-            assert r.status_code == 201
-            docs[u].append(r.json()["id"])
-        r = await client.post("/api/agent-requests", json={"agent_type": "edit", "content": "c"}, headers=bearer(u))
-        assert r.status_code == 201
+    users, docs = await seed_callers(client, db.owner)
     owner_of = {d: u for u, ds in docs.items() for d in ds}
     rng = random.Random(1234)
     created: list[tuple[str, str]] = []
 
-    def check_items(caller: str | None, items: list[dict[str, Any]], what: str) -> None:
-        if caller is None:
-            assert items == [], f"anon saw rows in {what}: {items}"
-        for item in items:
-            assert item["user_id"] == caller, f"{what}: {caller} saw a row of {item['user_id']}"
+    check_items = assert_only_callers_rows
 
     def make_op(kind: int) -> Callable[[], Awaitable[None]]:
         user = rng.choice(users)

@@ -37,7 +37,7 @@ import asyncpg
 import pytest
 
 from centrid.database import AUTHENTICATOR_ROLE
-from tests.api_support import DOC, app_client, service
+from tests.api_support import DOC, app_client, assert_only_callers_rows, seed_callers, service
 from tests.conftest import AUTHENTICATOR_TEST_PASSWORD, MigratedDB
 from tests.support import SIX_TABLES, bearer, create_user
 
@@ -423,21 +423,8 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
         pool_max_size=APP_POOL_SIZE,
         pool_acquire_timeout=30.0,  # hundreds of requests queue for 2 server connections on a slow CI box
     )
-    users = [await create_user(db.owner, name=f"user{i}") for i in range(4)]
     async with app_client(cfg) as (_, client):
-        docs: dict[str, list[str]] = {u: [] for u in users}
-        for u in users:
-            for i in range(3):
-                r = await client.post("/api/documents", json={**DOC, "filename": f"{u[:8]}-{i}.txt",
-                                                             "content_text": f"shared words owner{u[:8]}"},
-                                      headers=bearer(u))
-                assert r.status_code == 201, r.text
-                docs[u].append(r.json()["id"])
-                r = await client.post(f"/api/documents/{docs[u][-1]}/chunks",
-                                      json=[{"chunk_index": 0, "content": "first"}], headers=bearer(u))
-                assert r.status_code == 201, r.text
-            r = await client.post("/api/agent-requests", json={"agent_type": "edit", "content": "c"}, headers=bearer(u))
-            assert r.status_code == 201, r.text
+        users, docs = await seed_callers(client, db.owner, chunks=True)
         owner_of = {d: u for u, ds in docs.items() for d in ds}
 
         rng = random.Random(4321)
@@ -448,11 +435,7 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
         usage_counts: dict[str, set[int]] = {u: {0} for u in users}
         counter = iter(range(100, 100_000))
 
-        def only(caller: str | None, items: list[dict[str, Any]], what: str) -> None:
-            if caller is None:
-                assert items == [], f"anon saw rows in {what}: {items}"
-            for item in items:
-                assert item["user_id"] == caller, f"{what}: {caller} saw a row of {item['user_id']}"
+        only = assert_only_callers_rows
 
         def make_op(kind: int) -> Callable[[], Awaitable[None]]:
             user = rng.choice(users)

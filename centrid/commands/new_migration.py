@@ -26,7 +26,6 @@ import datetime
 import json
 import re
 import sys
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
