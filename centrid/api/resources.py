@@ -34,10 +34,18 @@ class Resource(Generic[RowT, QueryT]):
     tag: str
     row: type[RowT]
     create: type[Input]
-    patch: type[Input]
     query: type[QueryT]
     filters: Callable[[QueryT], list[Combinable]]
+    # None for tables whose rows are never changed (the usage ledger).
+    patch: type[Input] | None = None
     order_column: str = "created_at"
+
+    @property
+    def page_model(self) -> type[BaseModel]:
+        """ListOf[<row>], built at run time for routing and OpenAPI."""
+        model = ListOf.__class_getitem__(self.row)
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        return model
 
     def _by_id(self, request: Request) -> Combinable:
         pk = self.table._meta.primary_key
@@ -69,6 +77,8 @@ class Resource(Generic[RowT, QueryT]):
         return json_response(row)
 
     async def patch_one(self, request: Request) -> Response:
+        if self.patch is None:
+            raise RuntimeError(f"{self.path} rows are never changed")
         body = await parse_body(request, self.patch)
         values = body.supplied()
         if not values:
@@ -87,15 +97,15 @@ class Resource(Generic[RowT, QueryT]):
 
     def endpoints(self, noun: str) -> list[Endpoint]:
         item = self.path + "/{id:uuid}"
-        page_model = ListOf.__class_getitem__(self.row)  # ListOf[<row>], built at run time
-        assert isinstance(page_model, type) and issubclass(page_model, BaseModel)
-        return [
+        endpoints = [
             Endpoint("GET", self.path, self.list_many, f"List {noun}s, newest first", self.tag,
-                     response=page_model, query=self.query),
+                     response=self.page_model, query=self.query),
             Endpoint("POST", self.path, self.create_one, f"Create a {noun}", self.tag,
                      body=self.create, response=self.row, status=201, errors=(400, 401, 403, 413, 422)),
             Endpoint("GET", item, self.get_one, f"Get a {noun}", self.tag, response=self.row),
-            Endpoint("PATCH", item, self.patch_one, f"Change a {noun}", self.tag,
-                     body=self.patch, response=self.row, errors=(400, 401, 403, 404, 413, 422)),
             Endpoint("DELETE", item, self.delete_one, f"Delete a {noun}", self.tag, status=204),
         ]
+        if self.patch is not None:
+            endpoints.append(Endpoint("PATCH", item, self.patch_one, f"Change a {noun}", self.tag,
+                                      body=self.patch, response=self.row, errors=(400, 401, 403, 404, 413, 422)))
+        return endpoints

@@ -7,10 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from centrid.api import models
-from centrid.api.http import Endpoint, json_response, parse_body, parse_query
+from centrid.api.http import Endpoint, json_response, parse_query
 from centrid.api.params import SummaryQuery, UsageEventQuery
 from centrid.api.resources import Resource
-from centrid.queries.rows import insert_rows
 from centrid.tables import UsageEvent
 
 
@@ -30,19 +29,12 @@ USAGE_EVENTS: Resource[models.UsageEvent, UsageEventQuery] = Resource(
     path="/api/usage-events",
     tag="usage",
     row=models.UsageEvent,
+    # Only service_role holds INSERT on usage_events; a user's POST is
+    # refused by the database (403), not by a handler.
     create=models.UsageEventCreate,
-    patch=models.UsageEventCreate,  # unused: usage events are never changed
     query=UsageEventQuery,
     filters=_usage_filters,
 )
-
-
-async def create_usage_event(request: Request) -> Response:
-    # Only service_role holds INSERT on usage_events; a user's attempt is
-    # refused by the database (403), not by this handler.
-    body = await parse_body(request, models.UsageEventCreate)
-    (row,) = await insert_rows(UsageEvent, [body.supplied()], models.UsageEvent)
-    return json_response(row, status=201)
 
 
 _SUMMARY_SQL = """
@@ -68,8 +60,8 @@ async def summary(request: Request) -> Response:
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/usage-events", USAGE_EVENTS.list_many, "List usage events, newest first", "usage",
-             response=USAGE_EVENTS.endpoints("usage event")[0].response, query=UsageEventQuery),
-    Endpoint("POST", "/api/usage-events", create_usage_event, "Record a usage event (service_role only)", "usage",
+             response=USAGE_EVENTS.page_model, query=UsageEventQuery),
+    Endpoint("POST", "/api/usage-events", USAGE_EVENTS.create_one, "Record a usage event (service_role only)", "usage",
              body=models.UsageEventCreate, response=models.UsageEvent, status=201, errors=(400, 401, 403, 413, 422)),
     Endpoint("GET", "/api/usage/summary", summary, "Totals by event type", "usage",
              response=models.UsageSummary, query=SummaryQuery, errors=(401, 422)),
