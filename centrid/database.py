@@ -68,9 +68,10 @@ class CentridEngine(PostgresEngine):
 
 
 def is_migrations_cli(argv: list[str]) -> bool:
-    """`piccolo migrations forwards|backwards ...` (as script or `-m piccolo.main`)."""
+    """`piccolo migrations forwards|backwards ...` (as script or `-m piccolo.main`,
+    whose argv[0] is then the path of piccolo/main.py)."""
     program = argv[0].rsplit("/", 1)[-1] if argv else ""
-    return program in {"piccolo", "main.py", "-m"} and argv[1:3] in (["migrations", "forwards"], ["migrations", "backwards"])
+    return program in {"piccolo", "main.py"} and argv[1:3] in (["migrations", "forwards"], ["migrations", "backwards"])
 
 
 def make_engine(dsn: str | None = None, *, hold_migration_lock: bool | None = None) -> CentridEngine:

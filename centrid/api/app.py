@@ -24,7 +24,7 @@ from centrid.api.db_errors import map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
-from centrid.database import describe_dsn, request_dsn
+from centrid.database import describe_dsn
 from centrid.errors import ApiError, error_response, unauthorized
 from centrid.scope.access import AccessLogMiddleware
 from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
@@ -116,9 +116,9 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         log.info(f"JWT secret: {secret.source}")
         if cfg.auto_migrate:
             await apply_migrations()
-        await open_pool(engine, cfg)
+        pool_dsn = await open_pool(engine, cfg)
         log.info(
-            f"request pool open as {describe_dsn(request_dsn(cfg, engine.config['dsn']))} "
+            f"request pool open as {describe_dsn(pool_dsn)} "
             f"(min {cfg.pool_min_size}, max {cfg.pool_max_size})"
         )
         risk = await login_risk(engine)

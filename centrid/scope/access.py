@@ -18,7 +18,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centrid.scope.claims import Caller
-from centrid.scope.middleware import ClientDisconnected
+from centrid.scope.middleware import ClientDisconnected, request_header
 
 access_log = logging.getLogger("centrid.access")
 
@@ -29,11 +29,8 @@ CLIENT_CLOSED = 499
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            return candidate if _SANE_REQUEST_ID.match(candidate) else None
-    return None
+    candidate = request_header(scope, b"x-request-id")
+    return candidate if candidate is not None and _SANE_REQUEST_ID.match(candidate) else None
 
 
 class AccessLogMiddleware:

@@ -25,10 +25,6 @@ class Caller:
     sub: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def user_id(self) -> str | None:
-        return self.sub
-
 
 ANON = Caller(role="anon")
 

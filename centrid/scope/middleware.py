@@ -71,7 +71,8 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def request_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a (lower-case) request header."""
     for key, value in scope.get("headers", ()):
         if key == name:
             decoded: str = value.decode("latin-1")
@@ -108,7 +109,7 @@ class RequestScopeMiddleware:
         await self._scoped(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        declared = _header(scope, b"content-length")
+        declared = request_header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _BodyTooLarge
         chunks: list[bytes] = []
@@ -130,7 +131,7 @@ class RequestScopeMiddleware:
             # Piccolo Admin authenticates with its own session login; its
             # queries run under the admin role, never under a user token.
             return Caller(role="centrid_admin")
-        return caller_from_authorization(_header(scope, b"authorization"), self.jwt_secret())
+        return caller_from_authorization(request_header(scope, b"authorization"), self.jwt_secret())
 
     async def _scoped(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

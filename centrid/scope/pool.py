@@ -35,9 +35,11 @@ async def _reset(conn: asyncpg.Connection) -> None:
     await conn.execute(_RESET_SQL)
 
 
-async def open_pool(engine: PostgresEngine, cfg: Settings) -> None:
+async def open_pool(engine: PostgresEngine, cfg: Settings) -> str:
+    """Open the request pool; returns the DSN it logs in with."""
+    dsn = request_dsn(cfg, engine.config["dsn"])
     await engine.start_connection_pool(
-        dsn=request_dsn(cfg, engine.config["dsn"]),
+        dsn=dsn,
         min_size=cfg.pool_min_size,
         max_size=cfg.pool_max_size,
         server_settings={"role": "anon", "application_name": "centrid"},
@@ -45,6 +47,7 @@ async def open_pool(engine: PostgresEngine, cfg: Settings) -> None:
         command_timeout=None,
         statement_cache_size=cfg.statement_cache_size,
     )
+    return dsn
 
 
 async def close_pool(engine: PostgresEngine) -> None:
