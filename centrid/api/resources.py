@@ -63,7 +63,7 @@ class Resource(Generic[RowT, QueryT]):
             )
         except InvalidCursor as exc:
             raise validation_error([{"field": "cursor", "message": str(exc), "type": "cursor"}]) from exc
-        return json_response({"items": [r.model_dump(mode="json") for r in page.items], "next_cursor": page.next_cursor})
+        return json_response({"items": [r.model_dump(mode="python") for r in page.items], "next_cursor": page.next_cursor})
 
     async def create_one(self, request: Request) -> Response:
         body = await parse_body(request, self.create)
