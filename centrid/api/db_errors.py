@@ -49,7 +49,8 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
         # when the server crashed: not the request's fault, and retryable.
         return database_unavailable()
     field = _field_of(exc)
-    detail: dict[str, Any] = {"field": field, "message": exc.args[0] if exc.args else str(exc)}
+    # Never PostgreSQL's own text: it names relations and constraints.
+    detail: dict[str, Any] = {"field": field, "message": "is not allowed"}
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         if role == "anon":
             return unauthorized("sign in to do this")
@@ -60,6 +61,7 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
             {"fields": sorted(fields) if fields else None},
         )
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        detail["message"] = "a row with this value already exists"
         return conflict("a row with these values already exists", [detail])
     if isinstance(
         exc,
@@ -71,6 +73,12 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
     ):
         if isinstance(exc, asyncpg.exceptions.ForeignKeyViolationError):
             detail["message"] = "refers to a row that does not exist"
+        elif isinstance(exc, asyncpg.exceptions.NotNullViolationError):
+            # e.g. a service_role create that leaves out user_id (its
+            # default, the token's sub, is null for a service key).
+            detail["message"] = "is required and may not be null"
+        else:
+            detail["message"] = "is not an allowed value"
         return validation_error([detail])
     if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
         return ApiError(503, "timeout", "the database took too long to answer")

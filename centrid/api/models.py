@@ -69,6 +69,13 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
 NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
 PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
 Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
+OwnerId = Annotated[
+    uuid.UUID,
+    Field(
+        description="The owner. Taken from the token for an authenticated caller; "
+        "a service_role caller names it (required when its token has no sub)."
+    ),
+]
 
 # Money is numeric(14,6): exact, at most 8 digits before the point and 6
 # after. A JSON number arrives as a float (orjson), whose shortest repr is
@@ -118,6 +125,13 @@ Money = Annotated[
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
+# A field the client may leave out (the database default or the row's
+# current value applies) but may not set to null: its column is NOT NULL.
+# Explicit null is then a per-field 422 here, never PostgreSQL's not-null
+# message; the OpenAPI schema says "optional, not nullable".
+OMITTED: Any = Field(default=None)
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,9 +168,9 @@ class Profile(Row):
 
 class ProfilePatch(Input):
     name: Text | None = None
-    plan_type: PlanType | None = None
-    usage_count: NonNegativeInt32 | None = None
-    subscription_status: SubscriptionStatus | None = None
+    plan_type: PlanType = OMITTED
+    usage_count: NonNegativeInt32 = OMITTED
+    subscription_status: SubscriptionStatus = OMITTED
 
 
 # --- documents --------------------------------------------------------------
@@ -176,20 +190,20 @@ class Document(Row):
 
 
 class DocumentCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     filename: NonEmptyText
     file_type: NonEmptyText
     file_size: PositiveInt32
-    processing_status: ProcessingStatus | None = None
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
 
 class DocumentPatch(Input):
-    filename: NonEmptyText | None = None
-    file_type: NonEmptyText | None = None
-    file_size: PositiveInt32 | None = None
-    processing_status: ProcessingStatus | None = None
+    filename: NonEmptyText = OMITTED
+    file_type: NonEmptyText = OMITTED
+    file_size: PositiveInt32 = OMITTED
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
@@ -244,21 +258,21 @@ class AgentRequest(Row):
 
 
 class AgentRequestCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     agent_type: AgentType
     content: NonEmptyText
     # Service-owned: accepted from service_role only (grants decide).
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
 
 class AgentRequestPatch(Input):
-    agent_type: AgentType | None = None
-    content: NonEmptyText | None = None
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    agent_type: AgentType = OMITTED
+    content: NonEmptyText = OMITTED
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
@@ -273,13 +287,13 @@ class AgentSession(Row):
 
 
 class AgentSessionCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     request_chain: list[uuid.UUID] = Field(default_factory=list)
     context_state: Json | None = None
 
 
 class AgentSessionPatch(Input):
-    request_chain: list[uuid.UUID] | None = None
+    request_chain: list[uuid.UUID] = OMITTED
     context_state: Json | None = None
 
 
@@ -297,7 +311,7 @@ class UsageEvent(Row):
 
 
 class UsageEventCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     event_type: NonEmptyText
     tokens_used: NonNegativeInt32 | None = None
     cost: MoneyIn | None = None
