@@ -3,6 +3,7 @@ that route and validate requests, so the description cannot drift."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -57,10 +58,17 @@ class _Schemas:
             self.components.setdefault(name, _without_null_defaults(definition))
         schema = _without_null_defaults(schema)
         if "title" in schema and schema.get("type") == "object":
-            name = schema["title"]
+            # OpenAPI component names match ^[a-zA-Z0-9.\-_]+$: a generic's
+            # title (ListOf[Document]) becomes ListOfDocument.
+            name = _component_name(schema["title"])
+            schema["title"] = name
             self.components.setdefault(name, schema)
             return {"$ref": _REF_TEMPLATE.format(model=name)}
         return schema
+
+
+def _component_name(title: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9.\-_]", "", title)
 
 
 def _nullable(schema: dict[str, Any]) -> bool:
