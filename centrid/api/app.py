@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from centrid.api import agents, documents, profiles, system, usage
-from centrid.api.db_errors import map_database_error
+from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
@@ -121,6 +121,9 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             f"request pool open as {describe_dsn(pool_dsn)} "
             f"(min {cfg.pool_min_size}, max {cfg.pool_max_size})"
         )
+        assert engine.pool is not None
+        async with engine.pool.acquire() as conn:
+            await load_column_privileges(conn)
         risk = await login_risk(engine)
         if risk:
             log.warning(risk)
@@ -177,8 +180,8 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, asyncpg.PostgresError)
-        fields = request.scope.get("state", {}).get("fields")
-        return error_response(map_database_error(exc, caller_of(request).role, fields))
+        state = request.scope.get("state", {})
+        return error_response(map_database_error(exc, caller_of(request).role, state.get("fields"), state.get("writes")))
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
