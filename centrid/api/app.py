@@ -14,12 +14,12 @@ from piccolo.engine.postgres import PostgresEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from centrid.api import agents, documents, profiles, system, usage
+from centrid.api.cors import JsonCORSMiddleware
 from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
@@ -197,7 +197,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(AccessLogMiddleware),
         Middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=list(cfg.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-request-id"],
