@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from centrid import metrics
 from centrid.api import agents, documents, profiles, system, usage
 from centrid.api.cors import JsonCORSMiddleware
 from centrid.api.db_errors import load_column_privileges, map_database_error
@@ -127,9 +128,13 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         risk = await login_risk(engine)
         if risk:
             log.warning(risk)
+        if cfg.metrics_port is not None:
+            metrics.start(cfg.host, cfg.metrics_port, engine.pool)
         try:
             yield
         finally:
+            if cfg.metrics_port is not None:
+                metrics.stop()
             await close_pool(engine)
 
     async def health(request: Request) -> Response:
@@ -181,6 +186,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, asyncpg.PostgresError)
         state = request.scope.get("state", {})
+        state["database_error"] = type(exc).__name__
         return error_response(map_database_error(exc, caller_of(request).role, state.get("fields"), state.get("writes")))
 
     routes: list[BaseRoute] = [
