@@ -8,6 +8,8 @@ caller may write a field is not decided here: grants and RLS decide.
 from __future__ import annotations
 
 import datetime
+import math
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -62,13 +64,39 @@ def _representable_timestamp(value: datetime.datetime) -> datetime.datetime:
         raise ValueError("is out of range") from exc
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+# The schema says it too (ECMA-262 pattern), so clients and fuzzers know.
+_NO_NUL = {"pattern": "^[^\\u0000]*$"}
+Text = Annotated[str, Field(json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+NonEmptyText = Annotated[str, Field(min_length=1, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 Json = Annotated[Any, AfterValidator(_json_no_nul)]
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
-NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
-PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
-Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: 3, or 3.0 (JSON Schema counts an integral number as an
+    integer, and JSON does not tell them apart); never a string or a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+# The Field first: constraints placed after a validator vanish from the schema.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_json_integer)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """An RFC 3339 date-time, as the schema says (`format: date-time`):
+    not a bare number (pydantic would read it as Unix time) nor a date."""
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp), BeforeValidator(_rfc3339_text)]
 OwnerId = Annotated[
     uuid.UUID,
     Field(
@@ -88,8 +116,14 @@ def _money_from_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError("must be a number")
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("must be a finite number")
+        # A double a few ulps from a 6-place decimal denotes that decimal
+        # (arithmetic on the client's side, e.g. 87878482120083 * 1e-06);
+        # anything further off has more than 6 places and is refused below.
+        nearest = round(value, MONEY_PLACES)
+        if abs(value - nearest) <= 4 * math.ulp(value):
+            value = nearest
         return Decimal(repr(value))
     return Decimal(value)
 
@@ -112,6 +146,7 @@ MoneyIn = Annotated[
             "type": "number",
             "minimum": 0,
             "maximum": float(MONEY_MAX),
+            "multipleOf": 0.000001,
             "description": "Exact money: at most 8 digits before the decimal point and 6 after.",
         }
     ),
