@@ -43,9 +43,17 @@ def _field_of(exc: asyncpg.PostgresError) -> str | None:
     return None
 
 
+_DETAIL: dict[type[asyncpg.PostgresError], str] = {
+    asyncpg.exceptions.UniqueViolationError: "a row with this value already exists",
+    asyncpg.exceptions.CheckViolationError: "this value is not allowed",
+    asyncpg.exceptions.NotNullViolationError: "may not be null",
+}
+
+
 def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: list[str] | None = None) -> ApiError:
     field = _field_of(exc)
-    detail: dict[str, Any] = {"field": field, "message": exc.args[0] if exc.args else str(exc)}
+    # Our own words only: PostgreSQL's text names relations and constraints.
+    detail: dict[str, Any] = {"field": field, "message": _DETAIL.get(type(exc), "not accepted by the database")}
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         if role == "anon":
             return unauthorized("sign in to do this")
