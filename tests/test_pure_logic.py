@@ -404,3 +404,16 @@ def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw:
     else:
         monkeypatch.setenv("CENTRID_CORS_ORIGINS", raw)
     assert Settings.from_env().cors_origins == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, True), ("", True), ("1", True), ("yes", True), ("0", False), ("false", False), (" OFF ", False),
+     ("no", False)],
+)
+def test_auto_migrate_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: bool) -> None:
+    if raw is None:
+        monkeypatch.delenv("CENTRID_AUTO_MIGRATE", raising=False)
+    else:
+        monkeypatch.setenv("CENTRID_AUTO_MIGRATE", raw)
+    assert Settings.from_env().auto_migrate is expected
