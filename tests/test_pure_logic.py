@@ -139,6 +139,9 @@ def test_a_cursor_round_trips_to_the_same_instant_and_row(at: datetime.datetime)
     assert decoded_id == row_id
 
 
+FIXED_ID = "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b"  # fixed, so test ids are stable
+
+
 def _b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -150,10 +153,10 @@ def _b64(raw: str) -> str:
         "not-a-cursor",
         "%%%",
         _b64("2026-11-25T08:30:00+00:00"),  # no row id
-        _b64(f"2026-11-25T08:30:00|{uuid.uuid4()}"),  # naive timestamp
-        _b64(f"yesterday|{uuid.uuid4()}"),
+        _b64(f"2026-11-25T08:30:00|{FIXED_ID}"),  # naive timestamp
+        _b64(f"yesterday|{FIXED_ID}"),
         _b64("2026-11-25T08:30:00+00:00|not-a-uuid"),
-        _b64(f"99999-01-01T00:00:00+00:00|{uuid.uuid4()}"),
+        _b64(f"99999-01-01T00:00:00+00:00|{FIXED_ID}"),
         base64.urlsafe_b64encode(b"\xff\xfe\x00|").decode(),  # not UTF-8
     ],
 )
@@ -166,7 +169,8 @@ def test_a_tampered_cursor_is_either_invalid_or_a_well_formed_position() -> None
     """Cursors are positions, not secrets (RLS decides what a page holds), so
     an edited cursor need not be rejected; it must never raise anything but
     InvalidCursor (which the API answers with 422)."""
-    cursor = encode_cursor(datetime.datetime.now(datetime.timezone.utc), uuid.uuid4())
+    cursor = encode_cursor(datetime.datetime(2026, 11, 25, 9, 0, 0, 250000, tzinfo=datetime.timezone.utc),
+                           uuid.UUID(FIXED_ID))
     outcomes = {"invalid": 0, "valid": 0}
     for i in range(len(cursor)):
         for replacement in ("A", "_", "-", "9", "=", "."):
