@@ -186,10 +186,10 @@ async def test_a_stale_postmaster_pid_file_does_not_block_the_next_start(data_di
     user.proc.wait()
     psutil.Process(postmaster_pid(data_dir)).kill()
     psutil.wait_procs(postgres_processes(data_dir), timeout=30)
-    pid_file = data_dir / "pgdata" / "postmaster.pid"
-    lines = pid_file.read_text().splitlines()
-    # ...and the pid it names now belongs to another live process (this one).
-    pid_file.write_text("\n".join([str(os.getpid()), *lines[1:]]) + "\n")
+    # ...and the pid its lock files name now belongs to another live process (this one).
+    for lock_file in (data_dir / "pgdata" / "postmaster.pid", data_dir / "pgdata" / ".s.PGSQL.5432.lock"):
+        lines = lock_file.read_text().splitlines()
+        lock_file.write_text("\n".join([str(os.getpid()), *lines[1:]]) + "\n")
 
     again = User(data_dir)
     assert again.dsn() == dsn
@@ -229,3 +229,19 @@ async def test_the_test_cluster_has_pgvector_0_8(cluster: SuiteCluster, empty_ds
         assert await conn.fetchval("SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector") == 1.0
     finally:
         await conn.close()
+
+
+def test_the_server_refuses_an_old_data_directory_in_one_log_line(tmp_path: Path) -> None:
+    from tests.process_support import embedded_env
+
+    pgdata = tmp_path / "data" / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("16\n")
+    result = subprocess.run([sys.executable, "server.py"], cwd=REPO, env=embedded_env(tmp_path / "data"),
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0]["level"] == "error"
+    assert "holds a PostgreSQL 16 database" in lines[0]["message"]
+    assert postgres_processes(tmp_path / "data") == []

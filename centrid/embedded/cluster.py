@@ -276,14 +276,18 @@ class Cluster:
 
     def _clear_leftovers(self) -> None:
         """Before a start with no running postmaster: backends orphaned by a
-        killed postmaster are killed, and a stale postmaster.pid (whose pid
-        may now belong to another process) is removed so postgres does not
-        refuse to start."""
+        killed postmaster are killed, and the lock files it left are removed.
+        postgres would refuse to start while they name a pid that exists,
+        and after a kill -9 that pid may have been reused, or linger as a
+        zombie where PID 1 does not reap (containers without an init)."""
         self._kill_all(wait_s=5)
-        stale = self.pgdata / "postmaster.pid"
-        if stale.exists():
-            log.info(f"removing stale {stale}")
-            stale.unlink()
+        stale = [self.pgdata / "postmaster.pid"]
+        for directory in {self.pgdata, self._socket_dir_path()}:
+            stale += directory.glob(".s.PGSQL.*.lock")
+        for path in stale:
+            if path.exists():
+                log.info(f"removing stale {path}")
+                path.unlink()
 
     def _kill_all(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
@@ -304,15 +308,19 @@ class Cluster:
     def _socket_dir(self) -> Path:
         """The data directory itself, unless the socket's path would be too
         long for the kernel; then a private directory under the system temp dir."""
+        directory = self._socket_dir_path()
+        if directory != self.pgdata:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            self._give_to_account(directory)
+        return directory
+
+    def _socket_dir_path(self) -> Path:
         if len(str(self.pgdata / f".s.PGSQL.{PORT}")) <= MAX_SOCKET_PATH:
             return self.pgdata
         import hashlib
 
         digest = hashlib.sha256(str(self.pgdata.resolve()).encode()).hexdigest()[:12]
-        directory = Path(tempfile.gettempdir()) / f"centrid-pg-{digest}"
-        directory.mkdir(mode=0o700, exist_ok=True)
-        self._give_to_account(directory)
-        return directory
+        return Path(tempfile.gettempdir()) / f"centrid-pg-{digest}"
 
     def _give_to_account(self, path: Path, touch: bool = False) -> None:
         if touch:
