@@ -282,3 +282,52 @@ async def test_graceful_stop_under_writes_keeps_every_acknowledged_write_and_not
     # Nothing in the database that no request asked for.
     assert docs <= {o.marker for o in outcomes}
     assert set(chunk_counts) <= {o.marker for o in outcomes}
+
+
+async def test_uvicorn_workers_share_the_database_and_the_last_one_stops_it(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """`uvicorn server:app --workers 2`: each worker process is a user of its
+    own; SIGTERM to the parent stops both workers, and PostgreSQL with the last."""
+    from tests.process_support import free_port
+
+    port = free_port()
+    log_path = tmp_path / "workers.stderr.log"
+    with open(log_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "server:app", "--workers", "2", "--host", "127.0.0.1",
+             "--port", str(port), "--timeout-graceful-shutdown", "30"],
+            cwd=REPO, env=embedded_env(data_dir), stdout=subprocess.DEVNULL, stderr=err,
+            stdin=subprocess.DEVNULL)
+    try:
+        async def both_registered() -> bool:
+            try:
+                users = json.loads((data_dir / "embedded-users.json").read_text())["users"]
+            except (OSError, ValueError):
+                return False
+            workers = {p.pid for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())}
+            return len(workers) == 2 and {u["pid"] for u in users} == workers
+
+        await wait_for(both_registered, "both workers to join the embedded database", timeout=90)
+
+        async def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(healthy, "the workers to serve", timeout=60)
+        _, token = await new_user_token(data_dir)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(10):
+                r = await client.get("/api/documents", headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200, r.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log_path.read_text()
+        assert postgres_processes(data_dir) == [], log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
