@@ -58,7 +58,16 @@ class User:
 
 
 def this_process() -> User:
-    return User(os.getpid(), psutil.Process().create_time(), " ".join(sys.argv)[:200])
+    return User(os.getpid(), psutil.Process().create_time(), _command())
+
+
+def _command() -> str:
+    """The program and its first words, for a person reading the file: never
+    an argument that could carry a DSN or a secret (the file is not private)."""
+    words = [os.path.basename(sys.argv[0]) if sys.argv else "python"]
+    for arg in sys.argv[1:4]:
+        words.append("…" if any(c in arg for c in "@=:/") else arg)
+    return " ".join(words)[:120]
 
 
 class Registry:
