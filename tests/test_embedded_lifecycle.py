@@ -245,3 +245,27 @@ def test_the_server_refuses_an_old_data_directory_in_one_log_line(tmp_path: Path
     assert lines[0]["level"] == "error"
     assert "holds a PostgreSQL 16 database" in lines[0]["message"]
     assert postgres_processes(tmp_path / "data") == []
+
+
+async def test_a_killed_postmaster_is_started_again_for_its_users(data_dir: Path) -> None:
+    """What a user does after the database crashed under it (and what any
+    newly joining process does): start it again, same DSN, data kept."""
+    from centrid.embedded import ensure_running
+
+    dsn = embedded_dsn(data_dir)
+    try:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute("CREATE TABLE IF NOT EXISTS survivors (n int); INSERT INTO survivors VALUES (1)")
+        await conn.close()
+        assert ensure_running(data_dir) is False
+        psutil.Process(postmaster_pid(data_dir)).kill()
+        psutil.wait_procs(postgres_processes(data_dir), timeout=30)
+        assert ensure_running(data_dir) is True
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM survivors") >= 1  # crash recovery kept it
+        finally:
+            await conn.close()
+    finally:
+        release(data_dir)
+    assert postgres_processes(data_dir) == []

@@ -50,6 +50,7 @@ __all__ = [
     "VersionMismatch",
     "binaries_version",
     "embedded_dsn",
+    "ensure_running",
     "postgres_processes",
     "release",
 ]
@@ -92,6 +93,22 @@ def release(data_dir: Path | None = None) -> None:
                 _leave(handle)
             except Exception:
                 log.exception(f"could not leave the embedded PostgreSQL in {handle.cluster.pgdata}")
+
+
+def ensure_running(data_dir: Path) -> bool:
+    """Start the cluster again if its postmaster died (killed, crashed) while
+    this process uses it; True if it had to. The DSN stays the same, so pools
+    reconnect by themselves. (Any process joining does the same.)"""
+    with _handles_lock:
+        handle = _handles.get(data_dir.resolve())
+    if handle is None:
+        raise EmbeddedError(f"this process does not use the embedded PostgreSQL in {data_dir}")
+    with handle.registry.locked():
+        if handle.cluster.wait_ready() is not None:
+            return False
+        handle.cluster.start()
+    log.warning(f"embedded PostgreSQL was not running; started it again: {handle.cluster.pgdata}")
+    return True
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
