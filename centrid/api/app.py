@@ -134,6 +134,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if cfg.database_url is None:
+            # Held for the app's lifetime (a no-op when the import already
+            # joined); the same socket, so the engine's DSN stays valid.
+            from centrid.embedded import embedded_dsn
+
+            embedded_dsn(cfg.data_dir)
         secret = jwt_secret(cfg)
         secret_holder["value"] = secret.value
         log.info(f"database: {describe_dsn(engine.config['dsn'])}")

@@ -218,28 +218,32 @@ class Cluster:
                 )
             self.pgdata.rmdir()
         staging = self.data_dir / "pgdata.initdb"
-        shutil.rmtree(staging, ignore_errors=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        staging.mkdir(mode=0o700)
-        self._give_to_account(staging)
-        result = _run(
-            [
-                "initdb",
-                "-D", str(staging),
-                "--auth=trust",  # Unix socket in a private directory only
-                "--username=postgres",
-                "--encoding=UTF8",
-                # Unicode-aware character classes (text search, upper/lower)
-                # independent of the host's installed locales.
-                "--locale-provider=builtin",
-                "--builtin-locale=C.UTF-8",
-                "--locale=C",
-            ],
-            timeout=START_TIMEOUT_S,
-        )
-        if result.returncode != 0:
+        for attempt in (1, 2):  # once more after a transient failure (seen once under heavy load)
             shutil.rmtree(staging, ignore_errors=True)
-            raise EmbeddedError(f"initdb failed for {self.pgdata}:\n{result.stdout}")
+            staging.mkdir(mode=0o700)
+            self._give_to_account(staging)
+            result = _run(
+                [
+                    "initdb",
+                    "-D", str(staging),
+                    "--auth=trust",  # Unix socket in a private directory only
+                    "--username=postgres",
+                    "--encoding=UTF8",
+                    # Unicode-aware character classes (text search, upper/lower)
+                    # independent of the host's installed locales.
+                    "--locale-provider=builtin",
+                    "--builtin-locale=C.UTF-8",
+                    "--locale=C",
+                ],
+                timeout=START_TIMEOUT_S,
+            )
+            if result.returncode == 0:
+                break
+            shutil.rmtree(staging, ignore_errors=True)
+            if attempt == 2:
+                raise EmbeddedError(f"initdb failed for {self.pgdata}:\n{result.stdout}")
+            log.warning(f"initdb failed, trying once more:\n{result.stdout}")
         staging.rename(self.pgdata)
         log.info(f"embedded PostgreSQL cluster created in {self.pgdata}")
 
