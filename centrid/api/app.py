@@ -95,10 +95,34 @@ async def apply_migrations() -> None:
     applied = [line.split("[forwards]")[0].strip(" -") for line in output.getvalue().splitlines() if "[forwards]" in line]
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
-    if not applied:
+    unknown = await unknown_migrations()
+    if unknown:
+        # Piccolo reports "nothing to run" here: the database is ahead of this code.
+        log.warning(
+            "the database holds migrations this code does not know: "
+            f"{', '.join(unknown)}; a newer version of centrid migrated it, so run that version "
+            "(or restore a backup taken before it)"
+        )
+    elif not applied:
         log.info("schema up to date")
     for migration_id in applied:
         log.info(f"applied migration {migration_id}")
+
+
+async def unknown_migrations() -> list[str]:
+    """'app:id' of every recorded migration of a registered app that has no
+    migration file here."""
+    from piccolo.apps.migrations.commands.base import BaseMigrationManager
+    from piccolo.apps.migrations.tables import Migration
+    from piccolo.conf.apps import Finder
+
+    files = BaseMigrationManager()
+    unknown: list[str] = []
+    for app_config in Finder().get_app_configs():
+        known = set(files.get_migration_modules(app_config.resolved_migrations_folder_path))
+        recorded = await Migration.get_migrations_which_ran(app_name=app_config.app_name)
+        unknown += [f"{app_config.app_name}:{mid}" for mid in recorded if mid not in known]
+    return unknown
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
@@ -111,6 +135,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if cfg.database_url is None:
+            # Held for the app's lifetime (a no-op when the import already
+            # joined); the same socket, so the engine's DSN stays valid.
+            from centrid.embedded import embedded_dsn
+
+            embedded_dsn(cfg.data_dir)
         secret = jwt_secret(cfg)
         secret_holder["value"] = secret.value
         log.info(f"database: {describe_dsn(engine.config['dsn'])}")
@@ -136,6 +166,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             if cfg.metrics_port is not None:
                 metrics.stop()
             await close_pool(engine)
+            if cfg.database_url is None:
+                # Leave the embedded PostgreSQL now, not only at exit: the last
+                # user stops it, and a process may be killed after this point.
+                from centrid.embedded import release
+
+                release(cfg.data_dir)
 
     async def health(request: Request) -> Response:
         ok = False
