@@ -49,6 +49,7 @@ class Settings:
     statement_cache_size: int
     log_level: str
     admin_secure_cookies: bool
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +74,8 @@ class Settings:
             statement_cache_size=_int("CENTRID_STATEMENT_CACHE_SIZE", 100),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
             admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
+            # GET /metrics (Prometheus) on HOST:this port; unset: off.
+            metrics_port=_int("CENTRID_METRICS_PORT", 0) or None,
         )
 
 

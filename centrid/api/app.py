@@ -14,20 +14,21 @@ from piccolo.engine.postgres import PostgresEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from centrid import metrics
 from centrid.api import agents, documents, profiles, system, usage
-from centrid.api.db_errors import map_database_error
+from centrid.api.cors import JsonCORSMiddleware
+from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
 from centrid.database import describe_dsn
-from centrid.errors import ApiError, error_response, unauthorized
+from centrid.errors import DATABASE_DOWN, ApiError, error_response, unauthorized
 from centrid.scope.access import AccessLogMiddleware
-from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
+from centrid.scope.middleware import RequestScopeMiddleware
 from centrid.scope.pool import close_pool, login_risk, open_pool
 from centrid.scope.secret import jwt_secret
 
@@ -151,12 +152,19 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             f"request pool open as {describe_dsn(pool_dsn)} "
             f"(min {cfg.pool_min_size}, max {cfg.pool_max_size})"
         )
+        assert engine.pool is not None
+        async with engine.pool.acquire() as conn:
+            await load_column_privileges(conn)
         risk = await login_risk(engine)
         if risk:
             log.warning(risk)
+        if cfg.metrics_port is not None:
+            metrics.start(cfg.host, cfg.metrics_port, engine.pool)
         try:
             yield
         finally:
+            if cfg.metrics_port is not None:
+                metrics.stop()
             await close_pool(engine)
             if cfg.database_url is None:
                 # Leave the embedded PostgreSQL now, not only at exit: the last
@@ -213,8 +221,9 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, asyncpg.PostgresError)
-        fields = request.scope.get("state", {}).get("fields")
-        return error_response(map_database_error(exc, caller_of(request).role, fields))
+        state = request.scope.get("state", {})
+        state["database_error"] = type(exc).__name__
+        return error_response(map_database_error(exc, caller_of(request).role, state.get("fields"), state.get("writes")))
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
@@ -230,7 +239,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(AccessLogMiddleware),
         Middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=list(cfg.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-request-id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -58,7 +59,9 @@ async def read_json(request: Request) -> Any:
         raise bad_request("request body is not valid JSON", {"position": exc.pos}) from exc
 
 
-async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+async def parse_body(request: Request, model: type[ModelT], *, writes: tuple[str, str] | None = None) -> ModelT:
+    """`writes` = (table, "INSERT" | "UPDATE"): what the body will be used
+    for, so a 403 can name the fields the caller may not write."""
     data = await read_json(request)
     if not isinstance(data, dict):
         raise validation_error([{"field": None, "message": "expected a JSON object", "type": "object_type"}])
@@ -67,6 +70,8 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
     except ValidationError as exc:
         raise validation_error(_details(exc)) from exc
     request.scope["state"]["fields"] = sorted(parsed.model_fields_set)
+    if writes is not None:
+        request.scope["state"]["writes"] = writes
     return parsed
 
 
@@ -88,9 +93,20 @@ def parse_query(request: Request, model: type[ModelT]) -> ModelT:
         raise validation_error(_details(exc), "invalid query parameters") from exc
 
 
+def _json_default(value: Any) -> Any:
+    # asyncpg returns its own uuid.UUID subclass, which orjson only takes
+    # through `default`.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
-    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    # Python mode, serialized by orjson: money fields become exact JSON
+    # numbers (orjson.Fragment); datetimes come out as pydantic's JSON mode
+    # writes them (UTC as "Z").
+    data = payload.model_dump(mode="python") if isinstance(payload, BaseModel) else payload
+    return Response(orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z), status_code=status, media_type="application/json")
 
 
 def empty_response() -> Response:

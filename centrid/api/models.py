@@ -8,10 +8,14 @@ caller may write a field is not decided here: grants and RLS decide.
 from __future__ import annotations
 
 import datetime
+import math
+import re
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 ProcessingStatus = Literal["pending", "processing", "completed", "failed"]
 PlanType = Literal["free", "pro", "enterprise"]
@@ -60,17 +64,107 @@ def _representable_timestamp(value: datetime.datetime) -> datetime.datetime:
         raise ValueError("is out of range") from exc
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+# The schema says it too (ECMA-262 pattern), so clients and fuzzers know.
+_NO_NUL = {"pattern": "^[^\\u0000]*$"}
+Text = Annotated[str, Field(json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+NonEmptyText = Annotated[str, Field(min_length=1, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 Json = Annotated[Any, AfterValidator(_json_no_nul)]
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
-NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
-PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
-# `real` is a 4-byte float: larger values cannot be stored.
-REAL_MAX = 3.4e38
-NonNegativeReal = Annotated[float, Field(ge=0, le=REAL_MAX, allow_inf_nan=False)]
-Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: 3, or 3.0 (JSON Schema counts an integral number as an
+    integer, and JSON does not tell them apart); never a string or a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+# The Field first: constraints placed after a validator vanish from the schema.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_json_integer)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """An RFC 3339 date-time, as the schema says (`format: date-time`):
+    not a bare number (pydantic would read it as Unix time) nor a date."""
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp), BeforeValidator(_rfc3339_text)]
+OwnerId = Annotated[
+    uuid.UUID,
+    Field(
+        description="The owner. Taken from the token for an authenticated caller; "
+        "a service_role caller names it (required when its token has no sub)."
+    ),
+]
+
+# Money is numeric(14,6): exact, at most 8 digits before the point and 6
+# after. A JSON number arrives as a float (orjson), whose shortest repr is
+# the decimal text the client sent for anything numeric(14,6) can hold.
+MONEY_DIGITS, MONEY_PLACES = 14, 6
+MONEY_MAX = Decimal("99999999.999999")
+
+
+def _money_from_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        # A double a few ulps from a 6-place decimal denotes that decimal
+        # (arithmetic on the client's side, e.g. 87878482120083 * 1e-06);
+        # anything further off has more than 6 places and is refused below.
+        nearest = round(value, MONEY_PLACES)
+        if abs(value - nearest) <= 4 * math.ulp(value):
+            value = nearest
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def _exact_decimal_text(value: Decimal) -> orjson.Fragment:
+    """The value as a JSON number, digit for digit (no float on the way):
+    orjson writes the fragment as is. Trailing zeros of the scale go."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return orjson.Fragment(text)
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_from_number),
+    Field(ge=0, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(MONEY_MAX),
+            "multipleOf": 0.000001,
+            "description": "Exact money: at most 8 digits before the decimal point and 6 after.",
+        }
+    ),
+]
+# Serialized only through centrid.api.http.json_response (orjson).
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_exact_decimal_text, return_type=Any),
+    WithJsonSchema({"type": "number"}),
+]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+# A field the client may leave out (the database default or the row's
+# current value applies) but may not set to null: its column is NOT NULL.
+# Explicit null is then a per-field 422 here, never PostgreSQL's not-null
+# message; the OpenAPI schema says "optional, not nullable".
+OMITTED: Any = Field(default=None)
 
 
 class Input(BaseModel):
@@ -109,9 +203,9 @@ class Profile(Row):
 
 class ProfilePatch(Input):
     name: Text | None = None
-    plan_type: PlanType | None = None
-    usage_count: NonNegativeInt32 | None = None
-    subscription_status: SubscriptionStatus | None = None
+    plan_type: PlanType = OMITTED
+    usage_count: NonNegativeInt32 = OMITTED
+    subscription_status: SubscriptionStatus = OMITTED
 
 
 # --- documents --------------------------------------------------------------
@@ -131,20 +225,20 @@ class Document(Row):
 
 
 class DocumentCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     filename: NonEmptyText
     file_type: NonEmptyText
     file_size: PositiveInt32
-    processing_status: ProcessingStatus | None = None
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
 
 class DocumentPatch(Input):
-    filename: NonEmptyText | None = None
-    file_type: NonEmptyText | None = None
-    file_size: PositiveInt32 | None = None
-    processing_status: ProcessingStatus | None = None
+    filename: NonEmptyText = OMITTED
+    file_type: NonEmptyText = OMITTED
+    file_size: PositiveInt32 = OMITTED
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
@@ -199,21 +293,21 @@ class AgentRequest(Row):
 
 
 class AgentRequestCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     agent_type: AgentType
     content: NonEmptyText
     # Service-owned: accepted from service_role only (grants decide).
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
 
 class AgentRequestPatch(Input):
-    agent_type: AgentType | None = None
-    content: NonEmptyText | None = None
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    agent_type: AgentType = OMITTED
+    content: NonEmptyText = OMITTED
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
@@ -228,13 +322,13 @@ class AgentSession(Row):
 
 
 class AgentSessionCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     request_chain: list[uuid.UUID] = Field(default_factory=list)
     context_state: Json | None = None
 
 
 class AgentSessionPatch(Input):
-    request_chain: list[uuid.UUID] | None = None
+    request_chain: list[uuid.UUID] = OMITTED
     context_state: Json | None = None
 
 
@@ -246,16 +340,16 @@ class UsageEvent(Row):
     user_id: uuid.UUID
     event_type: str
     tokens_used: int | None
-    cost: float | None
+    cost: Money | None
     metadata: Any | None
     created_at: datetime.datetime
 
 
 class UsageEventCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     event_type: NonEmptyText
     tokens_used: NonNegativeInt32 | None = None
-    cost: NonNegativeReal | None = None
+    cost: MoneyIn | None = None
     metadata: Json | None = None
 
 
@@ -263,7 +357,7 @@ class UsageTotal(BaseModel):
     event_type: str
     events: int
     tokens_used: int
-    cost: float
+    cost: Money
 
 
 class UsageSummary(BaseModel):

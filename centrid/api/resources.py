@@ -63,10 +63,10 @@ class Resource(Generic[RowT, QueryT]):
             )
         except InvalidCursor as exc:
             raise validation_error([{"field": "cursor", "message": str(exc), "type": "cursor"}]) from exc
-        return json_response({"items": [r.model_dump(mode="json") for r in page.items], "next_cursor": page.next_cursor})
+        return json_response({"items": [r.model_dump(mode="python") for r in page.items], "next_cursor": page.next_cursor})
 
     async def create_one(self, request: Request) -> Response:
-        body = await parse_body(request, self.create)
+        body = await parse_body(request, self.create, writes=(self.table._meta.tablename, "INSERT"))
         (row,) = await insert_rows(self.table, [body.supplied()], self.row)
         return json_response(row, status=201)
 
@@ -79,7 +79,7 @@ class Resource(Generic[RowT, QueryT]):
     async def patch_one(self, request: Request) -> Response:
         if self.patch is None:
             raise RuntimeError(f"{self.path} rows are never changed")
-        body = await parse_body(request, self.patch)
+        body = await parse_body(request, self.patch, writes=(self.table._meta.tablename, "UPDATE"))
         values = body.supplied()
         if not values:
             row = await select_one(self.table, self.row, self._by_id(request))

@@ -160,7 +160,11 @@ async def select_page(
 
 async def update_where(table: type[Table], values: dict[str, Any], out: type[RowT], *where: Combinable) -> list[RowT]:
     """UPDATE ... RETURNING the row model; rows RLS hides are simply not updated."""
-    setters: dict[Column | str, Any] = {_column(table, name): value for name, value in values.items()}
+    # JSON values are encoded here, as for inserts: Piccolo would take a str
+    # for an already-serialized document and re-parse it.
+    setters: dict[Column | str, Any] = {
+        _column(table, name): _encode(table, name, value) for name, value in values.items()
+    }
     query = table.update(setters).returning(*columns_of(table, out))
     for clause in where:
         query = query.where(clause)
