@@ -3,101 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import TEST_JWT_SECRET, MigratedDB
-from tests.support import REPO, bearer, create_user
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, stderr_path: Path) -> None:
-        self.proc = proc
-        self.port = port
-        base_url = f"http://127.0.0.1:{port}"
-        self.base_url = base_url
-        self.stderr_path = stderr_path
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.stderr().splitlines():
-            if line.strip():
-                lines.append(json.loads(line))  # every line is one JSON object
-        return lines
+from tests.process_support import ServerProcess, start_server, wait_for
+from tests.support import bearer, create_user
 
 
 @pytest.fixture
-def server(db: MigratedDB, tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
+def server(db: MigratedDB, tmp_path: Path) -> Iterator[ServerProcess]:
     env = {
         **os.environ,
         "DATABASE_URL": db.dsn,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
         "CENTRID_JWT_SECRET": TEST_JWT_SECRET,
         "CENTRID_AUTO_MIGRATE": "1",
         "CENTRID_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONUNBUFFERED": "1",
     }
     env.pop("CENTRID_LOG_LEVEL", None)
-    stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as err, open(tmp_path / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "server.py"], cwd=REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
-        )
-    srv = Server(proc, port, stderr_path)
+    srv = start_server(env, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}:\n{srv.stderr()}")
-            try:
-                if httpx.get(srv.base_url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server never became healthy:\n{srv.stderr()}")
-            time.sleep(0.1)
         yield srv
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        srv.kill()
 
 
-async def _wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    """Poll a condition with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, server: Server) -> None:
+async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, server: ServerProcess) -> None:
     alice = await create_user(db.owner, name="Alice")
     migrations_before = await db.owner.fetchval("SELECT count(*) FROM migration")
     token_header = bearer(alice)
@@ -146,7 +85,7 @@ async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, serv
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'centrid' "
                     "AND datname = current_database() AND wait_event_type = 'Lock'"))
 
-            await _wait_for(blocked, "the in-flight request to block on the lock")
+            await wait_for(blocked, "the in-flight request to block on the lock")
             server.proc.send_signal(signal.SIGTERM)
 
             async def refused() -> bool:
@@ -156,7 +95,7 @@ async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, serv
                 except OSError:
                     return True
 
-            await _wait_for(refused, "the server to stop accepting connections")
+            await wait_for(refused, "the server to stop accepting connections")
         finally:
             await tx.rollback()
             await blocker.close()
