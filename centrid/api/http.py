@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from centrid.errors import bad_request, validation_error
+from centrid.queries.compiled import dumps
 from centrid.scope.claims import ANON, Caller
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -91,6 +92,12 @@ def parse_query(request: Request, model: type[ModelT]) -> ModelT:
 def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
     data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def rows_response(payload: Any, status: int = 200) -> Response:
+    """A payload of JSON-ready rows (centrid.queries.rows' *_json verbs),
+    serialised once, straight from the database's records."""
+    return Response(dumps(payload), status_code=status, media_type="application/json")
 
 
 def empty_response() -> Response:
