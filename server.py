@@ -15,7 +15,9 @@ app = create_app()
 def main() -> None:
     cfg = settings()
     uvicorn.run(
-        app,
+        # Several workers (CENTRID_WORKERS) need the app as an import string: each imports it.
+        "server:app" if cfg.workers > 1 else app,
+        workers=cfg.workers,
         host=cfg.host,
         port=cfg.port,
         log_config=None,

@@ -49,6 +49,8 @@ class Settings:
     statement_cache_size: int
     log_level: str
     admin_secure_cookies: bool
+    token_cache_size: int = 10_000
+    workers: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +75,10 @@ class Settings:
             statement_cache_size=_int("CENTRID_STATEMENT_CACHE_SIZE", 100),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
             admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
+            # Verified tokens kept until their exp (centrid.scope.tokens.TokenCache); 0 turns it off.
+            token_cache_size=_int("CENTRID_TOKEN_CACHE_SIZE", 10_000),
+            # Processes `python server.py` serves with (uvicorn's --workers).
+            workers=_int("CENTRID_WORKERS", 1),
         )
 
 

@@ -193,14 +193,16 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     }
     middleware = [
         Middleware(AccessLogMiddleware),
-        Middleware(
+        # Only when origins are configured: without any, CORS allows nothing
+        # and the layer would only cost every request a pass-through.
+        *([Middleware(
             CORSMiddleware,
             allow_origins=list(cfg.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
             max_age=600,
-        ),
+        )] if cfg.cors_origins else []),
         Middleware(
             RequestScopeMiddleware,
             engine=engine,
@@ -209,6 +211,8 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             acquire_timeout=cfg.pool_acquire_timeout,
             statement_timeout_ms=cfg.statement_timeout_ms,
             unscoped_paths=UNSCOPED_PATHS,
+            token_cache_size=cfg.token_cache_size,
+            pool_max_size=cfg.pool_max_size,
         ),
     ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers, lifespan=lifespan)
