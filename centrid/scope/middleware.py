@@ -42,6 +42,7 @@ from centrid.errors import (
 )
 from centrid.scope.admission import Admission, Overloaded
 from centrid.scope.claims import Caller, begin_scope
+from centrid.scope.pool import COMMIT_AND_RESET_SQL, mark_reset
 from centrid.scope.tokens import InvalidToken, TokenCache
 
 error_log = logging.getLogger("centrid.error")
@@ -298,8 +299,10 @@ class _CommitRolledBack(asyncpg.PostgresError):
 
 
 async def _commit(conn: Connection) -> None:
-    if await conn.execute("COMMIT") != "COMMIT":
+    """COMMIT, with the pool's reset folded into the same round trip."""
+    if await conn.execute(COMMIT_AND_RESET_SQL) != "COMMIT":
         raise _CommitRolledBack("the transaction was rolled back at COMMIT")
+    mark_reset(conn)
 
 
 async def _quiet_rollback(conn: Connection) -> None:
