@@ -67,8 +67,10 @@ ROUTES = {
     "post": "`POST /api/documents`",
     "search": "`GET /api/search?q=`",
 }
-PROGRAMS = ("service", "ceiling", "seed")
-APP_NAMES = {"service": "centrid", "ceiling": "bench-ceiling", "seed": "bench-seed"}
+PROGRAMS = ("before", "service", "ceiling", "seed")
+# "before" (--before-dir) and "service" both log in as application "centrid": their busy
+# connections are told apart by which one is under load, their open ones add up.
+APP_NAMES = {"before": "centrid", "service": "centrid", "ceiling": "bench-ceiling", "seed": "bench-seed"}
 
 
 def free_port() -> int:
@@ -121,11 +123,13 @@ def _is_helper(pid: int) -> bool:
     return "resource_tracker" in _cmdline(pid) or "semaphore_tracker" in _cmdline(pid)
 
 
-def start_program(name: str, dsn: str, secret: str, workers: int, scratch: Path, service_loop: str) -> Program:
+def start_program(name: str, dsn: str, secret: str, workers: int, scratch: Path, service_loop: str,
+                  before_dir: Path | None = None) -> Program:
     port = free_port()
     request_dsn = with_user(dsn, AUTHENTICATOR_ROLE)
     env = {**os.environ, "BENCH_DSN": request_dsn, "BENCH_JWT_SECRET": secret}
-    if name == "service":
+    cwd = REPO
+    if name in ("service", "before"):
         env.update({
             "DATABASE_URL": dsn,
             "CENTRID_REQUEST_DATABASE_URL": request_dsn,
@@ -135,7 +139,14 @@ def start_program(name: str, dsn: str, secret: str, workers: int, scratch: Path,
             "HOST": HOST,
             "PORT": str(port),
         })
-        if service_loop == "asyncio":
+        if name == "before":
+            # Another checkout's service (e.g. `git archive main`), as it shipped: asyncio and h11.
+            assert before_dir is not None
+            cwd = before_dir
+            args = [sys.executable, "-m", "uvicorn", "server:app", "--app-dir", str(before_dir), "--host", HOST,
+                    "--port", str(port), "--workers", str(workers), "--loop", "asyncio", "--http", "h11",
+                    "--no-access-log", "--log-level", "warning"]
+        elif service_loop == "asyncio":
             # The service as it was before uvicorn[standard]: plain asyncio and h11.
             args = [sys.executable, "-m", "uvicorn", "server:app", "--host", HOST, "--port", str(port),
                     "--workers", str(workers), "--loop", "asyncio", "--http", "h11", "--no-access-log",
@@ -148,7 +159,7 @@ def start_program(name: str, dsn: str, secret: str, workers: int, scratch: Path,
                 "--no-access-log", "--log-level", "warning"]
     log_path = scratch / f"{name}-{workers}.log"
     with log_path.open("wb") as sink:
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
                                    start_new_session=True)
     return Program(name, process, port, log_path)
 
@@ -291,8 +302,8 @@ async def write_tokens(data: BenchData, secret: str, path: Path) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def programs(names: Sequence[str], dsn: str, secret: str, workers: int, scratch: Path, token: str,
-                   service_loop: str) -> AsyncIterator[dict[str, Program]]:
-    started = {name: start_program(name, dsn, secret, workers, scratch, service_loop) for name in names}
+                   service_loop: str, before_dir: Path | None = None) -> AsyncIterator[dict[str, Program]]:
+    started = {name: start_program(name, dsn, secret, workers, scratch, service_loop, before_dir) for name in names}
     try:
         for program in started.values():
             await wait_ready(program, token)
@@ -305,7 +316,8 @@ async def programs(names: Sequence[str], dsn: str, secret: str, workers: int, sc
 async def sweep(args: argparse.Namespace, admin: asyncpg.Connection, data: BenchData, secret: str, scratch: Path,
                 tokens_path: Path, token: str, workers: int) -> list[Run]:
     runs: list[Run] = []
-    async with programs(args.programs, data.owner_dsn, secret, workers, scratch, token, args.service_loop) as progs:
+    async with programs(args.programs, data.owner_dsn, secret, workers, scratch, token, args.service_loop,
+                        args.before_dir) as progs:
         for program in progs.values():  # warm-up: caches, prepared statements, pools at size
             await wrk(program.port, "list", 64, args.warmup, tokens_path)
         for _ in range(args.rounds):
@@ -339,7 +351,11 @@ async def memory(args: argparse.Namespace, data: BenchData, secret: str, scratch
 
 async def profile(args: argparse.Namespace, data: BenchData, secret: str, scratch: Path, tokens_path: Path,
                   token: str) -> str:
-    """py-spy record (raw, collapsed stacks) on the 1-worker service under the 64-connection list load."""
+    """py-spy record (raw, collapsed stacks) on the 1-worker service under the 64-connection list load.
+
+    --gil: only samples where the service holds the GIL, i.e. runs Python;
+    a socket send that waits for a core (the machine is shared) is not
+    counted as the service's work."""
     out = scratch / "profile.txt"
     async with programs(["service"], data.owner_dsn, secret, 1, scratch, token, args.service_loop) as progs:
         service = progs["service"]
@@ -347,7 +363,7 @@ async def profile(args: argparse.Namespace, data: BenchData, secret: str, scratc
         pid = service.worker_pids()[0]
         spy = await asyncio.create_subprocess_exec(
             shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
-            "--duration", str(int(args.seconds)), "--format", "raw", "--rate", "200", "--nonblocking",
+            "--duration", str(int(args.seconds)), "--format", "raw", "--rate", "200", "--nonblocking", "--gil",
             "--output", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wrk(service.port, "list", 64, args.seconds, tokens_path)
         await spy.wait()
@@ -444,7 +460,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2", help="worker counts (default 1,2)")
     parser.add_argument("--connections", default="64,1000", help="wrk connection counts (default 64,1000)")
     parser.add_argument("--routes", default=",".join(ROUTES), help="routes (default list,get,post,search)")
-    parser.add_argument("--programs", default=",".join(PROGRAMS), help="programs (default service,ceiling,seed)")
+    parser.add_argument("--programs", default="service,ceiling,seed",
+                        help="programs (default service,ceiling,seed; 'before' needs --before-dir)")
+    parser.add_argument("--before-dir", type=Path,
+                        help="a checkout of the service before these changes (e.g. `git archive main`), run as "
+                             "program 'before' on asyncio + h11, as it shipped")
     parser.add_argument("--seed-high-routes", default="list",
                         help="routes the seed pattern runs at 1000 connections (default list)")
     parser.add_argument("--seconds", type=float, default=10, help="seconds per run at 64 connections (default 10)")
@@ -461,6 +481,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.connections = [int(c) for c in args.connections.split(",")]
     args.routes = [r for r in args.routes.split(",") if r]
     args.programs = [p for p in args.programs.split(",") if p]
+    if args.before_dir is not None and "before" not in args.programs:
+        args.programs.insert(0, "before")
     args.seed_high_routes = set(args.seed_high_routes.split(","))
     return args
 

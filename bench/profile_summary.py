@@ -1,8 +1,8 @@
 """A short, readable summary of a py-spy profile (raw collapsed stacks).
 
-Two views: where the samples are inside (inclusive share of a few
-categories that matter for the request path, first match from the leaf
-wins), and the top functions by self time.
+Two views: each sample attributed to the innermost part of the request
+path on its stack (shares add up to 100%), and the top functions by self
+time.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pydantic validation / dump", ("pydantic",)),
     ("JSON (orjson)", ("orjson",)),
     ("asyncpg (protocol, pool)", ("asyncpg",)),
-    ("HTTP parsing (h11 / httptools)", ("h11", "httptools_impl")),
+    ("HTTP protocol (uvicorn: h11 / httptools)", ("h11", "httptools")),
+    ("logging (access log line)", ("logging/", "centrid/logs")),
     ("Starlette routing / middleware", ("starlette/",)),
     ("centrid request scope", ("centrid/scope",)),
     ("centrid handlers / queries", ("centrid/api", "centrid/queries")),
     ("asyncio / uvloop event loop", ("asyncio/", "uvloop")),
-    ("uvicorn", ("uvicorn/",)),
 )
 
 
@@ -50,8 +50,8 @@ def summarize(raw: str, top: int = 12) -> str:
     for frames, count in stacks.items():
         categories[_category(frames)] += count
         leaves[frames[-1].split(" (")[0] + " (" + frames[-1].rpartition("/")[2]] += count
-    lines = [f"{total:,} samples. By where the sample's innermost recognised frame is:", "",
-             "| share | category |", "|---|---|"]
+    lines = [f"{total:,} samples holding the GIL, each counted for the innermost part on its stack:",
+             "", "| share | part |", "|---|---|"]
     lines += [f"| {count / total * 100:.1f}% | {label} |" for label, count in categories.most_common()]
     lines += ["", "Top functions by self time:", "", "| self | function |", "|---|---|"]
     lines += [f"| {count / total * 100:.1f}% | `{name}` |" for name, count in leaves.most_common(top)]
