@@ -6,10 +6,31 @@ trace.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.responses import Response
+
+
+# Failures that mean "the database is not there (any more)", not "your
+# request is bad", wherever they surface: acquire, BEGIN, a query inside a
+# handler, COMMIT, ROLLBACK. Class 08 (connection exception) and the
+# shutdown/crash members of class 57; not 57014 (statement timeout).
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    # The driver's protocol state on a connection that died mid-operation
+    # ("another operation is in progress"): the connection is unusable.
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 class ApiError(Exception):
@@ -64,6 +85,17 @@ def validation_error(details: list[dict[str, Any]], message: str = "request vali
 
 def database_unavailable() -> ApiError:
     return ApiError(503, "database_unavailable", "the database is unavailable; try again")
+
+
+def commit_outcome_unknown() -> ApiError:
+    """The connection went away during COMMIT: the change may or may not be
+    saved, so it is never answered as a success."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        "the database connection was lost while committing; the outcome is unknown: read the data back before retrying",
+        {"outcome": "unknown"},
+    )
 
 
 def internal_error() -> ApiError:

@@ -90,7 +90,8 @@ EXPECTED_COLUMNS: dict[str, dict[str, tuple[str, bool, str | None]]] = {
         "user_id": ("uuid", False, UID),
         "event_type": ("text", False, None),
         "tokens_used": ("integer", True, None),
-        "cost": ("real", True, None),
+        # Money is exact (DESIGN.md); a typmod'd NULL default is stored as such.
+        "cost": ("numeric", True, "NULL::numeric"),
         "metadata": ("jsonb", True, None),
         "created_at": ("timestamp with time zone", False, NOW),
     },
@@ -109,7 +110,7 @@ EXPECTED_CHECKS = {
     ("agent_requests", "agent_requests_progress_check"): "CHECK (((progress >= (0)::double precision) AND (progress <= (1)::double precision)))",
     ("agent_requests", "agent_requests_token_cost_check"): "CHECK (((token_cost IS NULL) OR (token_cost >= 0)))",
     ("usage_events", "usage_events_tokens_used_check"): "CHECK (((tokens_used IS NULL) OR (tokens_used >= 0)))",
-    ("usage_events", "usage_events_cost_check"): "CHECK (((cost IS NULL) OR (cost >= (0)::double precision)))",
+    ("usage_events", "usage_events_cost_check"): "CHECK (((cost IS NULL) OR (cost >= (0)::numeric)))",
 }
 
 # (table, constrained columns) -> (referenced table, referenced columns)

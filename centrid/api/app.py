@@ -25,9 +25,9 @@ from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
 from centrid.database import describe_dsn
-from centrid.errors import ApiError, error_response, unauthorized
+from centrid.errors import DATABASE_DOWN, ApiError, error_response, unauthorized
 from centrid.scope.access import AccessLogMiddleware
-from centrid.scope.middleware import DATABASE_DOWN, RequestScopeMiddleware
+from centrid.scope.middleware import RequestScopeMiddleware
 from centrid.scope.pool import close_pool, login_risk, open_pool
 from centrid.scope.secret import jwt_secret
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from centrid.errors import ApiError, conflict, database_unavailable, forbidden, unauthorized, validation_error
+from centrid.errors import DATABASE_DOWN, ApiError, conflict, database_unavailable, forbidden, unauthorized, validation_error
 
 log = logging.getLogger("centrid.error")
 
@@ -44,6 +44,10 @@ def _field_of(exc: asyncpg.PostgresError) -> str | None:
 
 
 def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: list[str] | None = None) -> ApiError:
+    if isinstance(exc, DATABASE_DOWN):
+        # e.g. ConnectionDoesNotExistError from a query inside a handler
+        # when the server crashed: not the request's fault, and retryable.
+        return database_unavailable()
     field = _field_of(exc)
     detail: dict[str, Any] = {"field": field, "message": exc.args[0] if exc.args else str(exc)}
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):

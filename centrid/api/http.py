@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -89,9 +90,20 @@ def parse_query(request: Request, model: type[ModelT]) -> ModelT:
         raise validation_error(_details(exc), "invalid query parameters") from exc
 
 
+def _json_default(value: Any) -> Any:
+    # asyncpg returns its own uuid.UUID subclass, which orjson only takes
+    # through `default`.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
-    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    # Python mode, serialized by orjson: money fields become exact JSON
+    # numbers (orjson.Fragment); datetimes come out as pydantic's JSON mode
+    # writes them (UTC as "Z").
+    data = payload.model_dump(mode="python") if isinstance(payload, BaseModel) else payload
+    return Response(orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z), status_code=status, media_type="application/json")
 
 
 def rows_response(payload: Any, status: int = 200) -> Response:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 ProcessingStatus = Literal["pending", "processing", "completed", "failed"]
 PlanType = Literal["free", "pro", "enterprise"]
@@ -66,10 +68,53 @@ Json = Annotated[Any, AfterValidator(_json_no_nul)]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
 NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
 PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
-# `real` is a 4-byte float: larger values cannot be stored.
-REAL_MAX = 3.4e38
-NonNegativeReal = Annotated[float, Field(ge=0, le=REAL_MAX, allow_inf_nan=False)]
 Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
+
+# Money is numeric(14,6): exact, at most 8 digits before the point and 6
+# after. A JSON number arrives as a float (orjson), whose shortest repr is
+# the decimal text the client sent for anything numeric(14,6) can hold.
+MONEY_DIGITS, MONEY_PLACES = 14, 6
+MONEY_MAX = Decimal("99999999.999999")
+
+
+def _money_from_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def _exact_decimal_text(value: Decimal) -> orjson.Fragment:
+    """The value as a JSON number, digit for digit (no float on the way):
+    orjson writes the fragment as is. Trailing zeros of the scale go."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return orjson.Fragment(text)
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_from_number),
+    Field(ge=0, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(MONEY_MAX),
+            "description": "Exact money: at most 8 digits before the decimal point and 6 after.",
+        }
+    ),
+]
+# Serialized only through centrid.api.http.json_response (orjson).
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_exact_decimal_text, return_type=Any),
+    WithJsonSchema({"type": "number"}),
+]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
@@ -246,7 +291,7 @@ class UsageEvent(Row):
     user_id: uuid.UUID
     event_type: str
     tokens_used: int | None
-    cost: float | None
+    cost: Money | None
     metadata: Any | None
     created_at: datetime.datetime
 
@@ -255,7 +300,7 @@ class UsageEventCreate(Input):
     user_id: uuid.UUID | None = None
     event_type: NonEmptyText
     tokens_used: NonNegativeInt32 | None = None
-    cost: NonNegativeReal | None = None
+    cost: MoneyIn | None = None
     metadata: Json | None = None
 
 
@@ -263,7 +308,7 @@ class UsageTotal(BaseModel):
     event_type: str
     events: int
     tokens_used: int
-    cost: float
+    cost: Money
 
 
 class UsageSummary(BaseModel):

@@ -41,7 +41,7 @@ _SUMMARY_SQL = """
 SELECT event_type,
        count(*) AS events,
        coalesce(sum(tokens_used), 0)::bigint AS tokens_used,
-       coalesce(sum(cost), 0)::float8 AS cost
+       coalesce(sum(cost), 0) AS cost
 FROM usage_events
 WHERE ({} :: timestamptz IS NULL OR created_at >= {})
   AND ({} :: timestamptz IS NULL OR created_at < {})

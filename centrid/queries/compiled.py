@@ -194,4 +194,5 @@ def jsonable(out: type[BaseModel], record: Record, decode: Any = None) -> Any:
     row = dict(record)
     if decode is not None:
         row = decode(row)
-    return out.model_validate(row).model_dump(mode="json")
+    # Python mode, as json_response does: orjson writes it (money as exact fragments).
+    return out.model_validate(row).model_dump(mode="python")

@@ -162,7 +162,11 @@ async def select_page(
 
 async def update_where(table: type[Table], values: dict[str, Any], out: type[RowT], *where: Combinable) -> list[RowT]:
     """UPDATE ... RETURNING the row model; rows RLS hides are simply not updated."""
-    setters: dict[Column | str, Any] = {_column(table, name): value for name, value in values.items()}
+    # JSON values are encoded here, as for inserts: Piccolo would take a str
+    # for an already-serialized document and re-parse it.
+    setters: dict[Column | str, Any] = {
+        _column(table, name): _encode(table, name, value) for name, value in values.items()
+    }
     query = table.update(setters).returning(*columns_of(table, out))
     for clause in where:
         query = query.where(clause)
@@ -200,7 +204,7 @@ async def select_page_json(
     shaped = where_shape(clauses)
     if shaped is None:
         page = await select_page(table, out, where, order_column=order_column, limit=limit, cursor=cursor)
-        return {"items": [r.model_dump(mode="json") for r in page.items], "next_cursor": page.next_cursor}
+        return {"items": [r.model_dump(mode="python") for r in page.items], "next_cursor": page.next_cursor}
     shape, args = shaped
     sql = select_sql(table, out, shape, order=(order_column, "id"), descending=True, limit=limit + 1)
     records = await request_connection(table).fetch(sql, *args)
@@ -216,7 +220,7 @@ async def select_one_json(table: type[Table], out: type[RowT], *where: Combinabl
     shaped = where_shape(where)
     if shaped is None:
         row = await select_one(table, out, *where)
-        return None if row is None else row.model_dump(mode="json")
+        return None if row is None else row.model_dump(mode="python")
     shape, args = shaped
     record = await request_connection(table).fetchrow(select_sql(table, out, shape, limit=1), *args)
     return None if record is None else jsonable(out, record, _decoder(table))

@@ -16,6 +16,11 @@ current transaction from). For each HTTP request it:
    never sees success for work that did not commit;
 5. if the client disconnects first, cancels the app and rolls back;
 6. releases the connection in every case.
+
+A lost database connection, wherever it shows (acquire, BEGIN, a query in
+the handler, COMMIT, ROLLBACK, release), is a 503 with the JSON body; the
+clean-up calls on a dead connection never raise past us, so the client always
+gets an answer. A COMMIT whose outcome is unknown is a 503 saying so.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centrid.errors import (
+    DATABASE_DOWN,
     ApiError,
+    commit_outcome_unknown,
     database_unavailable,
     error_body,
     internal_error,
@@ -47,19 +54,6 @@ from centrid.scope.tokens import InvalidToken, TokenCache
 
 error_log = logging.getLogger("centrid.error")
 
-
-# Failures that mean "the database is not there", not "your request is bad".
-DATABASE_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ConnectionFailureError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.InterfaceError,
-)
 
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
@@ -179,13 +173,22 @@ class RequestScopeMiddleware:
             return
         try:
             conn = await pool.acquire(timeout=self.acquire_timeout)
-        except DATABASE_DOWN:
+        except Exception as exc:
+            # Opening a connection to a crashed or restarting server fails
+            # in many ways; none of them is the client's fault.
+            if not isinstance(exc, (*DATABASE_DOWN, asyncpg.PostgresError)):
+                _log_unexpected("acquire_failed", scope, exc)
             await _send_error(send, database_unavailable())
             return
         try:
             await self._run_in_transaction(conn, caller, scope, body, receive, send)
         finally:
-            await pool.release(conn)
+            try:
+                await pool.release(conn)
+            except Exception:
+                # asyncpg already terminated it (its reset failed); the pool
+                # opens a new one when needed. The response is sent.
+                pass
 
     async def _run_in_transaction(
         self,
@@ -222,8 +225,10 @@ class RequestScopeMiddleware:
 
         try:
             await begin_scope(conn, caller, read_only=self._read_only(scope), statement_timeout_ms=self.statement_timeout_ms)
-        except DATABASE_DOWN:
-            conn.terminate()
+        except Exception as exc:
+            _terminate(conn)
+            if not isinstance(exc, (*DATABASE_DOWN, asyncpg.PostgresError)):
+                _log_unexpected("begin_failed", scope, exc)
             await _send_error(send, database_unavailable())
             return
 
@@ -239,7 +244,7 @@ class RequestScopeMiddleware:
             # We are being cancelled (shutdown): stop the app, drop the work.
             app_task.cancel()
             watcher.cancel()
-            conn.terminate()
+            _terminate(conn)
             raise
         if app_task not in done:
             disconnected.set()
@@ -255,30 +260,24 @@ class RequestScopeMiddleware:
             if isinstance(failure, DATABASE_DOWN):
                 await _send_error(send, database_unavailable())
             else:
-                error_log.error(
-                    orjson.dumps(
-                        {
-                            "event": "unhandled_exception",
-                            "request_id": scope["state"].get("request_id"),
-                            "error": repr(failure),
-                            "traceback": "".join(traceback.format_exception(failure)),
-                        }
-                    ).decode()
-                )
+                _log_unexpected("unhandled_exception", scope, failure)
                 await _send_error(send, internal_error())
             return
 
         if 0 < status < 400:
             try:
                 await _commit(conn)
-            except DATABASE_DOWN:
-                conn.terminate()
-                await _send_error(send, database_unavailable())
-                return
-            except asyncpg.PostgresError as exc:
-                # e.g. a deferred constraint or serialization failure at COMMIT.
+            except Exception as exc:
                 error_log.warning(orjson.dumps({"event": "commit_failed", "error": repr(exc)}).decode())
-                await _send_error(send, ApiError(409, "conflict", "the change could not be committed; retry"))
+                if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, DATABASE_DOWN):
+                    # The server answered: e.g. a deferred constraint or a
+                    # serialization failure at COMMIT. Nothing was saved.
+                    await _quiet_rollback(conn)  # still open if it had failed before COMMIT
+                    await _send_error(send, ApiError(409, "conflict", "the change could not be committed; retry"))
+                else:
+                    # No answer to COMMIT: it may or may not have happened.
+                    _terminate(conn)
+                    await _send_error(send, commit_outcome_unknown())
                 return
         else:
             await _quiet_rollback(conn)
@@ -310,7 +309,29 @@ async def _quiet_rollback(conn: Connection) -> None:
         await conn.execute("ROLLBACK")
     except Exception:
         # The connection is unusable; make sure the pool discards it.
+        _terminate(conn)
+
+
+def _terminate(conn: Connection) -> None:
+    """Discard a connection that may already be closed, or whose proxy
+    asyncpg already detached (terminate() then raises InterfaceError)."""
+    try:
         conn.terminate()
+    except Exception:
+        pass
+
+
+def _log_unexpected(event: str, scope: Scope, exc: BaseException) -> None:
+    error_log.error(
+        orjson.dumps(
+            {
+                "event": event,
+                "request_id": scope.get("state", {}).get("request_id"),
+                "error": repr(exc),
+                "traceback": "".join(traceback.format_exception(exc)),
+            }
+        ).decode()
+    )
 
 
 def overloaded(retry_after: int) -> ApiError:

@@ -4,7 +4,7 @@ No role gets UPDATE or DELETE, so a recorded event can only disappear with
 its user (ON DELETE CASCADE, run by the table owner).
 """
 
-from piccolo.columns import JSONB, UUID, Integer, Real, Text
+from piccolo.columns import JSONB, UUID, Integer, Numeric, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
@@ -17,7 +17,8 @@ class UsageEvent(Table, tablename="usage_events"):
     user_id = owner(index=False)
     event_type = Text(null=False, default=None, index=True)
     tokens_used = Integer(null=True, default=None)
-    cost = Real(null=True, default=None)
+    # Money is exact: numeric, never a float (DESIGN.md).
+    cost = Numeric(digits=(14, 6), null=True, default=None)
     metadata = JSONB(null=True, default=None)
     created_at = created_at()
 
