@@ -90,6 +90,16 @@ def rss_mib(pids: Sequence[int]) -> float:
     return total / 1024
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of these processes so far (/proc/<pid>/stat)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def children(pid: int) -> list[int]:
     with contextlib.suppress(OSError):
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -214,6 +224,7 @@ class Run:
     socket_errors: int = 0
     busy_max: int = 0
     open_max: int = 0
+    cpu_ms: float = 0.0  # the program's own CPU per request (all its workers)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -254,21 +265,37 @@ async def sample(admin: asyncpg.Connection, app_name: str, stop: asyncio.Event) 
     return busy_max, open_max
 
 
+async def drained(admin: asyncpg.Connection, app_name: str, timeout: float = 60.0) -> None:
+    """Until the program finished what wrk left queued (no busy connection), so
+    the next run neither competes with it nor counts its connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
+                                    "AND state <> 'idle'", app_name)
+        if busy == 0:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def measure(admin: asyncpg.Connection, program: Program, route: str, connections: int, seconds: float,
                   workers: int, tokens: Path) -> Run:
     stop = asyncio.Event()
     sampler = asyncio.ensure_future(sample(admin, APP_NAMES[program.name], stop))
+    pids = program.worker_pids()
+    cpu_before = cpu_seconds(pids)
     try:
         raw = await wrk(program.port, route, connections, seconds, tokens)
     finally:
         stop.set()
         busy_max, open_max = await sampler
+    cpu = cpu_seconds(pids) - cpu_before
+    await drained(admin, APP_NAMES[program.name])
     run = Run(program.name, route, connections, workers, requests=raw["requests"], seconds=raw["seconds"],
               p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], non2xx=raw["status"],
               socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
-              busy_max=busy_max, open_max=open_max, raw=raw)
+              busy_max=busy_max, open_max=open_max, cpu_ms=cpu * 1000 / max(raw["requests"], 1), raw=raw)
     log(f"  {program.name:8} {route:6} c={connections:<4} w={workers}: {run.rps:7.0f} req/s  p50 {run.p50_ms:7.1f} ms"
-        f"  p99 {run.p99_ms:7.1f} ms  errors {run.non2xx}+{run.socket_errors}  db busy<={busy_max} open<={open_max}"
+        f"  p99 {run.p99_ms:7.1f} ms  cpu {run.cpu_ms:.2f} ms/req  errors {run.non2xx}+{run.socket_errors}  db busy<={busy_max} open<={open_max}"
         f"  (load {loadavg()})")
     return run
 
@@ -350,25 +377,26 @@ async def memory(args: argparse.Namespace, data: BenchData, secret: str, scratch
 
 
 async def profile(args: argparse.Namespace, data: BenchData, secret: str, scratch: Path, tokens_path: Path,
-                  token: str) -> str:
-    """py-spy record (raw, collapsed stacks) on the 1-worker service under the 64-connection list load.
+                  token: str, name: str = "service") -> str:
+    """py-spy record (raw, collapsed stacks) on a 1-worker service under the 64-connection list load.
 
     --gil: only samples where the service holds the GIL, i.e. runs Python;
     a socket send that waits for a core (the machine is shared) is not
     counted as the service's work."""
-    out = scratch / "profile.txt"
-    async with programs(["service"], data.owner_dsn, secret, 1, scratch, token, args.service_loop) as progs:
-        service = progs["service"]
-        await wrk(service.port, "list", 64, args.warmup, tokens_path)
-        pid = service.worker_pids()[0]
+    out = scratch / f"profile-{name}.txt"
+    async with programs([name], data.owner_dsn, secret, 1, scratch, token, args.service_loop,
+                        args.before_dir) as progs:
+        program = progs[name]
+        await wrk(program.port, "list", 64, args.warmup, tokens_path)
+        pid = program.worker_pids()[0]
         spy = await asyncio.create_subprocess_exec(
             shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
             "--duration", str(int(args.seconds)), "--format", "raw", "--rate", "200", "--nonblocking", "--gil",
             "--output", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await wrk(service.port, "list", 64, args.seconds, tokens_path)
+        await wrk(program.port, "list", 64, args.seconds, tokens_path)
         await spy.wait()
     if args.profile_output:
-        shutil.copy(out, args.profile_output)
+        shutil.copy(out, args.profile_output.with_name(f"{args.profile_output.stem}-{name}{args.profile_output.suffix}"))
     from profile_summary import summarize
 
     return summarize(out.read_text())
@@ -384,10 +412,11 @@ def _fmt_rps(value: float) -> str:
 
 def table(runs: list[Run]) -> list[str]:
     lines = [
-        "| workers | conns | route | program | req/s | ratio to ceiling | p50 | p99 | non-2xx | socket errors | DB conns busy / open (max) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workers | conns | route | program | req/s | ratio to ceiling | CPU ms/req (ratio) | p50 | p99 | non-2xx | socket errors | DB conns busy / open (max) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ceiling: dict[tuple[int, int, str, int], float] = {}
+    ceiling_cpu: dict[tuple[int, int, str, int], float] = {}
     counter: dict[tuple[int, int, str, str], int] = {}
     keyed: list[tuple[int, Run]] = []
     for run in runs:
@@ -396,12 +425,15 @@ def table(runs: list[Run]) -> list[str]:
         keyed.append((counter[key], run))
         if run.program == "ceiling":
             ceiling[(run.workers, run.connections, run.route, counter[key])] = run.rps
+            ceiling_cpu[(run.workers, run.connections, run.route, counter[key])] = run.cpu_ms
     for n, run in sorted(keyed, key=lambda kr: (kr[1].workers, kr[1].connections, list(ROUTES).index(kr[1].route),
                                                  kr[0], PROGRAMS.index(kr[1].program))):
         base = ceiling.get((run.workers, run.connections, run.route, n))
         ratio = f"{run.rps / base:.2f}" if base else "-"
+        base_cpu = ceiling_cpu.get((run.workers, run.connections, run.route, n))
+        cpu = f"{run.cpu_ms:.2f}" + (f" ({run.cpu_ms / base_cpu:.2f})" if base_cpu else "")
         lines.append(
-            f"| {run.workers} | {run.connections} | {ROUTES[run.route]} | {run.program} | {_fmt_rps(run.rps)} | {ratio} "
+            f"| {run.workers} | {run.connections} | {ROUTES[run.route]} | {run.program} | {_fmt_rps(run.rps)} | {ratio} | {cpu} "
             f"| {run.p50_ms:.1f} ms | {run.p99_ms:.1f} ms | {run.non2xx} | {run.socket_errors} "
             f"| {run.busy_max} / {run.open_max} |")
     return lines
@@ -424,6 +456,8 @@ async def run(args: argparse.Namespace) -> str:
                 runs += await sweep(args, admin, data, secret, scratch, tokens_path, token, workers)
             rss = await memory(args, data, secret, scratch, tokens_path, token) if args.memory else None
             prof = await profile(args, data, secret, scratch, tokens_path, token) if args.profile else None
+            prof_before = (await profile(args, data, secret, scratch, tokens_path, token, "before")
+                           if args.profile and args.before_dir else None)
         finally:
             await admin.close()
         await delete_posted(data.owner_dsn)
@@ -448,8 +482,10 @@ async def run(args: argparse.Namespace) -> str:
         ready, after_10k, after_100k = rss
         lines += ["", f"Service RSS (1 worker, list requests): {ready:.1f} MiB ready, {after_10k:.1f} MiB after 10k, "
                       f"{after_100k:.1f} MiB after 100k ({(after_100k / after_10k - 1) * 100:+.1f}%)."]
+    if prof_before is not None:
+        lines += ["", "Profile of `before` (py-spy, 1 worker, 64 connections, GET /api/documents):", "", prof_before]
     if prof is not None:
-        lines += ["", "Profile (py-spy, 1 worker, 64 connections, GET /api/documents):", "", prof]
+        lines += ["", "Profile of `service` (py-spy, 1 worker, 64 connections, GET /api/documents):", "", prof]
     return "\n".join(lines)
 
 

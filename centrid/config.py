@@ -68,7 +68,8 @@ class Settings:
             max_body_bytes=_int("CENTRID_MAX_BODY_BYTES", 1024 * 1024),
             pool_min_size=_int("CENTRID_POOL_MIN_SIZE", 1),
             pool_max_size=_int("CENTRID_POOL_MAX_SIZE", 10),
-            pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 5.0),
+            # The admission queue's patience (centrid.scope.admission): about a client's timeout.
+            pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 10.0),
             statement_timeout_ms=_int("CENTRID_STATEMENT_TIMEOUT_MS", 15000),
             # asyncpg's named prepared statement cache; 0 behind PgBouncer in
             # transaction mode (unless it tracks them: max_prepared_statements).

@@ -9,7 +9,7 @@ the back: under 1000 concurrent clients the oldest requests starve into the
 acquire timeout while the mean wait is a fraction of it.)
 
 Shedding: while requests queue, the pool's drain rate is measured from
-the last hand-overs of a connection to a waiter (up to 64; a burst that
+the last hand-overs of a connection to a waiter (up to 512; a burst that
 empties the queue starts a fresh measurement, so an idle hour never counts
 as a slow pool). A request arriving behind `n` waiters can expect to wait
 about `(n + 1) / rate`. If that is more than `patience` (the acquire
@@ -19,9 +19,14 @@ otherwise it queues, and keeps its place: a request that has waited long is
 near the head, about to be served, the worst one to turn away. Only a stall
 the estimate could not see (connections held far longer than usual, e.g.
 all blocked on locks) sheds a queued request, after twice the patience.
-Until 8 hand-overs are measured nothing is shed on the estimate. So the
+Until 32 hand-overs are measured nothing is shed on the estimate. So the
 queue is never longer than it can drain within the patience, and while it
 can, nobody is refused.
+
+The patience should be what clients will wait (the default, 10 s, is a
+common client timeout; wrk's in bench/): shed too early and a closed-loop
+client that ignores Retry-After turns cheap 503s into a storm that takes
+CPU from the requests being served.
 
 Connections in use never exceed `permits`, the pool's max size.
 """
@@ -45,9 +50,11 @@ class Overloaded(Exception):
 class Admission:
     # A queued request is shed only after this many patiences (a stall).
     STALL_FACTOR = 2.0
-    # Hand-overs the drain rate is measured over, and the fewest it trusts.
-    WINDOW = 64
-    EVIDENCE = 8
+    # Hand-overs the drain rate is measured over (about a second at the rates
+    # one worker reaches: a GC pause or one slow query must not look like a
+    # slow pool), and the fewest it trusts.
+    WINDOW = 512
+    EVIDENCE = 32
 
     def __init__(self, permits: int, patience: float) -> None:
         if permits < 1:
