@@ -362,18 +362,23 @@ async def sweep(args: argparse.Namespace, admin: asyncpg.Connection, data: Bench
 
 
 async def memory(args: argparse.Namespace, data: BenchData, secret: str, scratch: Path, tokens_path: Path,
-                 token: str) -> tuple[float, float, float]:
-    """RSS of a fresh 1-worker service once ready, after 10k and after 100k list requests."""
+                 token: str) -> tuple[float, int, float, int, float]:
+    """RSS of a fresh 1-worker service once ready, after 10k and after 100k list
+    requests (wrk in 5 s slices until the count is reached; wrk itself cannot
+    stop at a count)."""
     async with programs(["service"], data.owner_dsn, secret, 1, scratch, token, args.service_loop) as progs:
         service = progs["service"]
         pids = service.worker_pids()
         ready = rss_mib(pids)
-        await wrk(service.port, "list", 64, 600, tokens_path, max_requests=10_000 // 2)
-        after_10k = rss_mib(pids)
-        await wrk(service.port, "list", 64, 600, tokens_path, max_requests=90_000 // 2)
-        after_100k = rss_mib(pids)
-    log(f"service RSS: ready {ready:.1f} MiB, after 10k {after_10k:.1f} MiB, after 100k {after_100k:.1f} MiB")
-    return ready, after_10k, after_100k
+        served = 0
+        marks: list[tuple[int, float]] = []
+        for target in (10_000, 100_000):
+            while served < target:
+                served += int((await wrk(service.port, "list", 64, 5, tokens_path))["requests"])
+            marks.append((served, rss_mib(pids)))
+    (n10, after_10k), (n100, after_100k) = marks
+    log(f"service RSS: ready {ready:.1f} MiB, after {n10:,} {after_10k:.1f} MiB, after {n100:,} {after_100k:.1f} MiB")
+    return ready, n10, after_10k, n100, after_100k
 
 
 async def profile(args: argparse.Namespace, data: BenchData, secret: str, scratch: Path, tokens_path: Path,
@@ -479,9 +484,10 @@ async def run(args: argparse.Namespace) -> str:
         *table(runs),
     ]
     if rss is not None:
-        ready, after_10k, after_100k = rss
-        lines += ["", f"Service RSS (1 worker, list requests): {ready:.1f} MiB ready, {after_10k:.1f} MiB after 10k, "
-                      f"{after_100k:.1f} MiB after 100k ({(after_100k / after_10k - 1) * 100:+.1f}%)."]
+        ready, n10, after_10k, n100, after_100k = rss
+        lines += ["", f"Service RSS (1 worker, list requests at 64 connections): {ready:.1f} MiB ready, "
+                      f"{after_10k:.1f} MiB after {n10:,} requests, {after_100k:.1f} MiB after {n100:,} "
+                      f"({(after_100k / after_10k - 1) * 100:+.1f}%)."]
     if prof_before is not None:
         lines += ["", "Profile of `before` (py-spy, 1 worker, 64 connections, GET /api/documents):", "", prof_before]
     if prof is not None:

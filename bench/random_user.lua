@@ -1,7 +1,7 @@
 -- wrk script: every request carries a random user's HS256 token.
 -- BENCH_TOKENS names a file of lines "<token> <one of the user's document ids> <search term>";
 -- BENCH_ROUTE picks the request: list | get | post | search.
--- BENCH_MAX_REQUESTS (optional) stops each thread after that many responses.
+-- BENCH_MAX_REQUESTS (optional) stops each thread after that many responses (wrk still runs out -d).
 -- done() prints one JSON line: requests, seconds, latency p50/p99 (ms), errors.
 
 local lines = {}
