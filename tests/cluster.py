@@ -1,7 +1,8 @@
 """Where the test suite's PostgreSQL comes from.
 
 CENTRID_TEST_DATABASE_URL if set (a superuser DSN); else a testcontainers
-PostgreSQL when a Docker engine answers; else the embedded pgserver in a
+PostgreSQL with pgvector (the `pgvector/pgvector:pg18` image) when a Docker
+engine answers; else the embedded PostgreSQL (centrid.embedded) in a
 throwaway directory. Each test then gets its own database cloned from a
 template that `piccolo migrations forwards all` migrated once per session.
 """
@@ -13,6 +14,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+# PostgreSQL 18 with pgvector, like the embedded server: the retrieval code
+# needs pgvector 0.8+ in every test cluster.
+TESTCONTAINERS_IMAGE = "pgvector/pgvector:pg18"
 
 
 @dataclass
@@ -59,24 +65,20 @@ def start_cluster() -> Cluster:
     if _docker_answers():
         from testcontainers.postgres import PostgresContainer
 
-        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container = PostgresContainer(TESTCONTAINERS_IMAGE, driver=None)
         container.start()
         _throwaway_durability(container.get_connection_url())
         return Cluster(container.get_connection_url(), "testcontainers", container.stop)
     from pathlib import Path
 
-    from centrid.embedded import embedded_dsn
+    from centrid.embedded import embedded_dsn, release
 
     directory = Path(tempfile.mkdtemp(prefix="centrid-test-"))
     dsn = embedded_dsn(directory)
     _throwaway_durability(dsn)
 
     def stop() -> None:
-        from centrid.embedded import _servers
-
-        for server in list(_servers.values()):
-            server.cleanup()
-        _servers.clear()
+        release(directory)
         shutil.rmtree(directory, ignore_errors=True)
 
     return Cluster(dsn, "embedded", stop)

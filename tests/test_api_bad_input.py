@@ -118,13 +118,12 @@ async def test_field_errors_name_the_field(db: MigratedDB, client: httpx.AsyncCl
         # wrong types
         ("POST", "/api/documents", user, {**DOC, "file_size": "10"}, "file_size"),
         ("POST", "/api/documents", user, {**DOC, "file_size": True}, "file_size"),
-        ("POST", "/api/documents", user, {**DOC, "file_size": 10.0}, "file_size"),
+        ("POST", "/api/documents", user, {**DOC, "file_size": 10.5}, "file_size"),
         ("POST", "/api/documents", user, {**DOC, "file_size": [10]}, "file_size"),
         ("POST", "/api/documents", user, {**DOC, "filename": 123}, "filename"),
         ("POST", "/api/documents", user, {**DOC, "content_text": {"a": 1}}, "content_text"),
         ("POST", "/api/documents", user, {**DOC, "user_id": "not-a-uuid"}, "user_id"),
         ("POST", chunks, user, {"chunk_index": 1.5, "content": "x"}, "chunk_index"),
-        ("POST", chunks, user, {"chunk_index": 2.0, "content": "x"}, "chunk_index"),
         ("POST", chunks, user, {"chunk_index": "3", "content": "x"}, "chunk_index"),
         ("POST", chunks, user, {"chunk_index": False, "content": "x"}, "chunk_index"),
         ("POST", "/api/agent-sessions", user, {"request_chain": ["not-a-uuid"]}, "request_chain"),
@@ -133,7 +132,7 @@ async def test_field_errors_name_the_field(db: MigratedDB, client: httpx.AsyncCl
         ("POST", "/api/usage-events", service(), {"user_id": alice, "event_type": "x", "tokens_used": "5"}, "tokens_used"),
         ("POST", "/api/usage-events", service(), {"user_id": alice, "event_type": "x", "cost": "free"}, "cost"),
         ("PATCH", f"/api/profiles/{alice}", service(), {"usage_count": "5"}, "usage_count"),
-        ("PATCH", f"/api/profiles/{alice}", service(), {"usage_count": 1.0}, "usage_count"),
+        ("PATCH", f"/api/profiles/{alice}", service(), {"usage_count": 1.5}, "usage_count"),
         # out of range
         ("POST", "/api/documents", user, {**DOC, "file_size": 0}, "file_size"),
         ("POST", "/api/documents", user, {**DOC, "file_size": -1}, "file_size"),

@@ -68,27 +68,29 @@ async def test_another_users_rows_are_404_for_every_verb(db: MigratedDB, client:
     w = await _world(db, client)
     before = await table_snapshot(db.owner)
     as_alice = bearer(w.alice)
-    cases: list[tuple[str, str, Any]] = [
-        ("GET", f"/api/documents/{w.doc['id']}", None),
-        ("PATCH", f"/api/documents/{w.doc['id']}", {"filename": "pwned.txt"}),
-        ("PATCH", f"/api/documents/{w.doc['id']}", {}),
-        ("DELETE", f"/api/documents/{w.doc['id']}", None),
-        ("GET", f"/api/documents/{w.doc['id']}/chunks", None),
-        ("POST", f"/api/documents/{w.doc['id']}/chunks", {"chunk_index": 99, "content": "injected"}),
-        ("POST", f"/api/documents/{w.doc['id']}/chunks", [{"chunk_index": 98, "content": "injected"}]),
-        ("GET", f"/api/agent-requests/{w.request['id']}", None),
-        ("PATCH", f"/api/agent-requests/{w.request['id']}", {"content": "pwned"}),
-        ("PATCH", f"/api/agent-requests/{w.request['id']}", {}),
-        ("DELETE", f"/api/agent-requests/{w.request['id']}", None),
-        ("GET", f"/api/agent-sessions/{w.session['id']}", None),
-        ("PATCH", f"/api/agent-sessions/{w.session['id']}", {"context_state": {"pwned": True}}),
-        ("PATCH", f"/api/agent-sessions/{w.session['id']}", {}),
-        ("DELETE", f"/api/agent-sessions/{w.session['id']}", None),
-        ("GET", f"/api/profiles/{w.bob}", None),
-        ("PATCH", f"/api/profiles/{w.bob}", {"name": "pwned"}),
-        ("PATCH", f"/api/profiles/{w.bob}", {}),
+    # (method, path, body, what the owner gets for the same request: the
+    # positive control that the route exists and the row is really there).
+    cases: list[tuple[str, str, Any, int]] = [
+        ("GET", f"/api/documents/{w.doc['id']}", None, 200),
+        ("PATCH", f"/api/documents/{w.doc['id']}", {"filename": "pwned.txt"}, 200),
+        ("PATCH", f"/api/documents/{w.doc['id']}", {}, 200),
+        ("DELETE", f"/api/documents/{w.doc['id']}", None, 204),
+        ("GET", f"/api/documents/{w.doc['id']}/chunks", None, 200),
+        ("POST", f"/api/documents/{w.doc['id']}/chunks", {"chunk_index": 99, "content": "injected"}, 201),
+        ("POST", f"/api/documents/{w.doc['id']}/chunks", [{"chunk_index": 98, "content": "injected"}], 201),
+        ("GET", f"/api/agent-requests/{w.request['id']}", None, 200),
+        ("PATCH", f"/api/agent-requests/{w.request['id']}", {"content": "pwned"}, 200),
+        ("PATCH", f"/api/agent-requests/{w.request['id']}", {}, 200),
+        ("DELETE", f"/api/agent-requests/{w.request['id']}", None, 204),
+        ("GET", f"/api/agent-sessions/{w.session['id']}", None, 200),
+        ("PATCH", f"/api/agent-sessions/{w.session['id']}", {"context_state": {"pwned": True}}, 200),
+        ("PATCH", f"/api/agent-sessions/{w.session['id']}", {}, 200),
+        ("DELETE", f"/api/agent-sessions/{w.session['id']}", None, 204),
+        ("GET", f"/api/profiles/{w.bob}", None, 200),
+        ("PATCH", f"/api/profiles/{w.bob}", {"name": "pwned"}, 200),
+        ("PATCH", f"/api/profiles/{w.bob}", {}, 200),
     ]
-    for method, path, body in cases:
+    for method, path, body, _ in cases:
         r = await client.request(method, path, json=body, headers=as_alice)
         error = assert_error(r, 404, "not_found")
         # Indistinguishable from a row that does not exist at all.
@@ -103,6 +105,14 @@ async def test_another_users_rows_are_404_for_every_verb(db: MigratedDB, client:
     assert (await client.get(f"/api/documents/{w.doc['id']}", headers=bearer(w.bob))).status_code == 200
     chunks = (await client.get(f"/api/documents/{w.doc['id']}/chunks", headers=bearer(w.bob))).json()["items"]
     assert [c["chunk_index"] for c in chunks] == [0, 1]
+    # Positive controls: the owner's same requests succeed (deletes last), so
+    # every 404 above is a denial, not a missing route or row.
+    wrong = []
+    for method, path, body, status in sorted(cases, key=lambda c: c[0] == "DELETE"):
+        r = await client.request(method, path, json=body, headers=bearer(w.bob))
+        if r.status_code != status:
+            wrong.append((method, path, status, r.status_code, r.text[:200]))
+    assert not wrong, f"the owner did not get the expected status: {wrong}"
 
 
 async def test_another_users_rows_are_absent_from_lists_search_summary_and_hello(
@@ -140,6 +150,10 @@ async def test_another_users_rows_are_absent_from_lists_search_summary_and_hello
     assert {h["document_id"] for h in bob_hits} == {w.doc["id"]} and len(bob_hits) == 2
     bob_summary = (await client.get("/api/usage/summary", headers=bearer(w.bob))).json()["totals"]
     assert [t["event_type"] for t in bob_summary] == ["zebra"]
+    for path, row in (("/api/documents", w.doc), ("/api/agent-requests", w.request),
+                      ("/api/agent-sessions", w.session), ("/api/usage-events", w.event)):
+        r = await client.get(path, params={"user_id": w.bob}, headers=bearer(w.bob))
+        assert r.status_code == 200 and row["id"] in [i["id"] for i in r.json()["items"]], (path, r.text)
 
 
 async def test_a_user_cannot_move_a_row_to_another_user(db: MigratedDB, client: httpx.AsyncClient) -> None:

@@ -142,6 +142,8 @@ async def test_postmaster_killed_under_writes(private_cluster: PrivateCluster, t
         for task in streams:
             assert task.exception() is None, task.exception()
 
+        print(f"acknowledged {len(acknowledged)} (before the crash {before_crash}, after the restart "
+              f"{len(after_restart)}), 503 {len(unavailable)}, other {len(other)}, dropped {len(dropped)}")
         assert dropped == [], dropped[:5]
         assert other == [], other[:5]
         assert before_crash >= 100 and unavailable

@@ -270,9 +270,9 @@ async def test_hazard_pool_reset_does_not_undo_a_session_level_set_role(world: W
 async def test_hazard_discard_all_and_set_role_none_fall_back_to_the_login_role(world: World) -> None:
     """The `anon` default is a startup setting of the session, not a
     property of the login role: SET ROLE NONE, or DISCARD ALL (PgBouncer's
-    default server_reset_query in session mode), returns the connection to
-    the login role itself, which for the embedded/test cluster is the
-    superuser that sees every row."""
+    default server_reset_query in session mode) on older minor releases,
+    returns the connection to the login role itself, which for the
+    embedded/test cluster is the superuser that sees every row."""
     async with server_connection(world.dsn) as conn:
         login = await conn.fetchval("SELECT session_user")
         await conn.execute("SET ROLE NONE")
@@ -284,5 +284,12 @@ async def test_hazard_discard_all_and_set_role_none_fall_back_to_the_login_role(
         await conn.execute("DISCARD ALL")
         # (Only new statement texts below: DISCARD ALL also dropped the
         # statements asyncpg had prepared.)
-        assert [tuple(r) for r in await conn.fetch("SELECT current_user::text, session_user::text")] == [(login, login)]
-        assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is True
+        rows = await conn.fetch("SELECT current_user::text, session_user::text")
+        current, session = rows[0]
+        assert session == login
+        # Current releases (18.6 and 15.20 here) reset ROLE to the session's
+        # startup value, anon; older minor releases (16.2, the embedded
+        # server before) fell back to the login role itself, the superuser.
+        assert current in ("anon", login)
+        if current == login:
+            assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is True

@@ -14,13 +14,14 @@ from piccolo.engine.postgres import PostgresEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from centrid import metrics
 from centrid.api import agents, documents, profiles, system, usage
-from centrid.api.db_errors import map_database_error
+from centrid.api.cors import JsonCORSMiddleware
+from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
@@ -94,10 +95,34 @@ async def apply_migrations() -> None:
     applied = [line.split("[forwards]")[0].strip(" -") for line in output.getvalue().splitlines() if "[forwards]" in line]
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
-    if not applied:
+    unknown = await unknown_migrations()
+    if unknown:
+        # Piccolo reports "nothing to run" here: the database is ahead of this code.
+        log.warning(
+            "the database holds migrations this code does not know: "
+            f"{', '.join(unknown)}; a newer version of centrid migrated it, so run that version "
+            "(or restore a backup taken before it)"
+        )
+    elif not applied:
         log.info("schema up to date")
     for migration_id in applied:
         log.info(f"applied migration {migration_id}")
+
+
+async def unknown_migrations() -> list[str]:
+    """'app:id' of every recorded migration of a registered app that has no
+    migration file here."""
+    from piccolo.apps.migrations.commands.base import BaseMigrationManager
+    from piccolo.apps.migrations.tables import Migration
+    from piccolo.conf.apps import Finder
+
+    files = BaseMigrationManager()
+    unknown: list[str] = []
+    for app_config in Finder().get_app_configs():
+        known = set(files.get_migration_modules(app_config.resolved_migrations_folder_path))
+        recorded = await Migration.get_migrations_which_ran(app_name=app_config.app_name)
+        unknown += [f"{app_config.app_name}:{mid}" for mid in recorded if mid not in known]
+    return unknown
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
@@ -110,6 +135,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if cfg.database_url is None:
+            # Held for the app's lifetime (a no-op when the import already
+            # joined); the same socket, so the engine's DSN stays valid.
+            from centrid.embedded import embedded_dsn
+
+            embedded_dsn(cfg.data_dir)
         secret = jwt_secret(cfg)
         secret_holder["value"] = secret.value
         log.info(f"database: {describe_dsn(engine.config['dsn'])}")
@@ -121,13 +152,26 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             f"request pool open as {describe_dsn(pool_dsn)} "
             f"(min {cfg.pool_min_size}, max {cfg.pool_max_size})"
         )
+        assert engine.pool is not None
+        async with engine.pool.acquire() as conn:
+            await load_column_privileges(conn)
         risk = await login_risk(engine)
         if risk:
             log.warning(risk)
+        if cfg.metrics_port is not None:
+            metrics.start(cfg.host, cfg.metrics_port, engine.pool)
         try:
             yield
         finally:
+            if cfg.metrics_port is not None:
+                metrics.stop()
             await close_pool(engine)
+            if cfg.database_url is None:
+                # Leave the embedded PostgreSQL now, not only at exit: the last
+                # user stops it, and a process may be killed after this point.
+                from centrid.embedded import release
+
+                release(cfg.data_dir)
 
     async def health(request: Request) -> Response:
         ok = False
@@ -177,8 +221,9 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, asyncpg.PostgresError)
-        fields = request.scope.get("state", {}).get("fields")
-        return error_response(map_database_error(exc, caller_of(request).role, fields))
+        state = request.scope.get("state", {})
+        state["database_error"] = type(exc).__name__
+        return error_response(map_database_error(exc, caller_of(request).role, state.get("fields"), state.get("writes")))
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
@@ -193,16 +238,14 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     }
     middleware = [
         Middleware(AccessLogMiddleware),
-        # Only when origins are configured: without any, CORS allows nothing
-        # and the layer would only cost every request a pass-through.
-        *([Middleware(
-            CORSMiddleware,
+        Middleware(
+            JsonCORSMiddleware,
             allow_origins=list(cfg.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
             max_age=600,
-        )] if cfg.cors_origins else []),
+        ),
         Middleware(
             RequestScopeMiddleware,
             engine=engine,

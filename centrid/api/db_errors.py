@@ -43,13 +43,56 @@ def _field_of(exc: asyncpg.PostgresError) -> str | None:
     return None
 
 
-def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: list[str] | None = None) -> ApiError:
+# (role, table, "INSERT" | "UPDATE") -> the columns that role may write, as
+# the database grants them; read once at start (load_column_privileges).
+# Only used to word a 403 the database already decided.
+_WRITABLE: dict[tuple[str, str, str], frozenset[str]] = {}
+
+_COLUMN_PRIVILEGES_SQL = """
+SELECT r.rolname AS role, c.relname AS table_name, p.privilege, a.attname AS column_name
+FROM pg_class c
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+CROSS JOIN pg_roles r
+CROSS JOIN (VALUES ('INSERT'), ('UPDATE')) AS p(privilege)
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+  AND r.rolname IN ('anon', 'authenticated', 'service_role')
+  AND has_column_privilege(r.oid, c.oid, a.attnum, p.privilege)
+"""
+
+
+async def load_column_privileges(conn: asyncpg.Connection | Any) -> None:
+    writable: dict[tuple[str, str, str], set[str]] = {}
+    for row in await conn.fetch(_COLUMN_PRIVILEGES_SQL):
+        writable.setdefault((row["role"], row["table_name"], row["privilege"]), set()).add(row["column_name"])
+    _WRITABLE.clear()
+    _WRITABLE.update({key: frozenset(columns) for key, columns in writable.items()})
+
+
+def _forbidden_fields(role: str | None, fields: list[str] | None, writes: tuple[str, str] | None) -> list[str] | None:
+    """The supplied fields the role may not write; all of them when the
+    grants are unknown (or none of them is refused column by column)."""
+    if not fields:
+        return None
+    if role is None or writes is None or not _WRITABLE:
+        return sorted(fields)
+    allowed = _WRITABLE.get((role, *writes), frozenset())
+    refused = sorted(f for f in fields if f not in allowed)
+    return refused or sorted(fields)
+
+
+def map_database_error(
+    exc: asyncpg.PostgresError,
+    role: str | None,
+    fields: list[str] | None = None,
+    writes: tuple[str, str] | None = None,
+) -> ApiError:
     if isinstance(exc, DATABASE_DOWN):
         # e.g. ConnectionDoesNotExistError from a query inside a handler
         # when the server crashed: not the request's fault, and retryable.
         return database_unavailable()
     field = _field_of(exc)
-    detail: dict[str, Any] = {"field": field, "message": exc.args[0] if exc.args else str(exc)}
+    # Never PostgreSQL's own text: it names relations and constraints.
+    detail: dict[str, Any] = {"field": field, "message": "is not allowed"}
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
         if role == "anon":
             return unauthorized("sign in to do this")
@@ -57,9 +100,10 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
             return forbidden("this row may not be created for, or moved to, another owner")
         return forbidden(
             "you may not write one or more of these fields",
-            {"fields": sorted(fields) if fields else None},
+            {"fields": _forbidden_fields(role, fields, writes)},
         )
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        detail["message"] = "a row with this value already exists"
         return conflict("a row with these values already exists", [detail])
     if isinstance(
         exc,
@@ -71,6 +115,12 @@ def map_database_error(exc: asyncpg.PostgresError, role: str | None, fields: lis
     ):
         if isinstance(exc, asyncpg.exceptions.ForeignKeyViolationError):
             detail["message"] = "refers to a row that does not exist"
+        elif isinstance(exc, asyncpg.exceptions.NotNullViolationError):
+            # e.g. a service_role create that leaves out user_id (its
+            # default, the token's sub, is null for a service key).
+            detail["message"] = "is required and may not be null"
+        else:
+            detail["message"] = "is not an allowed value"
         return validation_error([detail])
     if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
         return ApiError(503, "timeout", "the database took too long to answer")

@@ -60,7 +60,9 @@ async def read_json(request: Request) -> Any:
         raise bad_request("request body is not valid JSON", {"position": exc.pos}) from exc
 
 
-async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+async def parse_body(request: Request, model: type[ModelT], *, writes: tuple[str, str] | None = None) -> ModelT:
+    """`writes` = (table, "INSERT" | "UPDATE"): what the body will be used
+    for, so a 403 can name the fields the caller may not write."""
     data = await read_json(request)
     if not isinstance(data, dict):
         raise validation_error([{"field": None, "message": "expected a JSON object", "type": "object_type"}])
@@ -69,6 +71,8 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
     except ValidationError as exc:
         raise validation_error(_details(exc)) from exc
     request.scope["state"]["fields"] = sorted(parsed.model_fields_set)
+    if writes is not None:
+        request.scope["state"]["writes"] = writes
     return parsed
 
 

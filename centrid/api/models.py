@@ -8,6 +8,8 @@ caller may write a field is not decided here: grants and RLS decide.
 from __future__ import annotations
 
 import datetime
+import math
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -62,13 +64,46 @@ def _representable_timestamp(value: datetime.datetime) -> datetime.datetime:
         raise ValueError("is out of range") from exc
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+# The schema says it too (ECMA-262 pattern), so clients and fuzzers know.
+_NO_NUL = {"pattern": "^[^\\u0000]*$"}
+Text = Annotated[str, Field(json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
+NonEmptyText = Annotated[str, Field(min_length=1, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 Json = Annotated[Any, AfterValidator(_json_no_nul)]
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1, strict=True)]
-NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
-PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1, strict=True)]
-Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp)]
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: 3, or 3.0 (JSON Schema counts an integral number as an
+    integer, and JSON does not tell them apart); never a string or a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+# The Field first: constraints placed after a validator vanish from the schema.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_json_integer)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """An RFC 3339 date-time, as the schema says (`format: date-time`):
+    not a bare number (pydantic would read it as Unix time) nor a date."""
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime.datetime, AfterValidator(_representable_timestamp), BeforeValidator(_rfc3339_text)]
+OwnerId = Annotated[
+    uuid.UUID,
+    Field(
+        description="The owner. Taken from the token for an authenticated caller; "
+        "a service_role caller names it (required when its token has no sub)."
+    ),
+]
 
 # Money is numeric(14,6): exact, at most 8 digits before the point and 6
 # after. A JSON number arrives as a float (orjson), whose shortest repr is
@@ -81,8 +116,14 @@ def _money_from_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError("must be a number")
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("must be a finite number")
+        # A double a few ulps from a 6-place decimal denotes that decimal
+        # (arithmetic on the client's side, e.g. 87878482120083 * 1e-06);
+        # anything further off has more than 6 places and is refused below.
+        nearest = round(value, MONEY_PLACES)
+        if abs(value - nearest) <= 4 * math.ulp(value):
+            value = nearest
         return Decimal(repr(value))
     return Decimal(value)
 
@@ -105,6 +146,7 @@ MoneyIn = Annotated[
             "type": "number",
             "minimum": 0,
             "maximum": float(MONEY_MAX),
+            "multipleOf": 0.000001,
             "description": "Exact money: at most 8 digits before the decimal point and 6 after.",
         }
     ),
@@ -116,6 +158,13 @@ Money = Annotated[
     WithJsonSchema({"type": "number"}),
 ]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+# A field the client may leave out (the database default or the row's
+# current value applies) but may not set to null: its column is NOT NULL.
+# Explicit null is then a per-field 422 here, never PostgreSQL's not-null
+# message; the OpenAPI schema says "optional, not nullable".
+OMITTED: Any = Field(default=None)
 
 
 class Input(BaseModel):
@@ -154,9 +203,9 @@ class Profile(Row):
 
 class ProfilePatch(Input):
     name: Text | None = None
-    plan_type: PlanType | None = None
-    usage_count: NonNegativeInt32 | None = None
-    subscription_status: SubscriptionStatus | None = None
+    plan_type: PlanType = OMITTED
+    usage_count: NonNegativeInt32 = OMITTED
+    subscription_status: SubscriptionStatus = OMITTED
 
 
 # --- documents --------------------------------------------------------------
@@ -176,20 +225,20 @@ class Document(Row):
 
 
 class DocumentCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     filename: NonEmptyText
     file_type: NonEmptyText
     file_size: PositiveInt32
-    processing_status: ProcessingStatus | None = None
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
 
 class DocumentPatch(Input):
-    filename: NonEmptyText | None = None
-    file_type: NonEmptyText | None = None
-    file_size: PositiveInt32 | None = None
-    processing_status: ProcessingStatus | None = None
+    filename: NonEmptyText = OMITTED
+    file_type: NonEmptyText = OMITTED
+    file_size: PositiveInt32 = OMITTED
+    processing_status: ProcessingStatus = OMITTED
     content_text: Text | None = None
     storage_path: Text | None = None
 
@@ -244,21 +293,21 @@ class AgentRequest(Row):
 
 
 class AgentRequestCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     agent_type: AgentType
     content: NonEmptyText
     # Service-owned: accepted from service_role only (grants decide).
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
 
 class AgentRequestPatch(Input):
-    agent_type: AgentType | None = None
-    content: NonEmptyText | None = None
-    status: RequestStatus | None = None
-    progress: Fraction | None = None
+    agent_type: AgentType = OMITTED
+    content: NonEmptyText = OMITTED
+    status: RequestStatus = OMITTED
+    progress: Fraction = OMITTED
     results: Json | None = None
     token_cost: NonNegativeInt32 | None = None
 
@@ -273,13 +322,13 @@ class AgentSession(Row):
 
 
 class AgentSessionCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     request_chain: list[uuid.UUID] = Field(default_factory=list)
     context_state: Json | None = None
 
 
 class AgentSessionPatch(Input):
-    request_chain: list[uuid.UUID] | None = None
+    request_chain: list[uuid.UUID] = OMITTED
     context_state: Json | None = None
 
 
@@ -297,7 +346,7 @@ class UsageEvent(Row):
 
 
 class UsageEventCreate(Input):
-    user_id: uuid.UUID | None = None
+    user_id: OwnerId = OMITTED
     event_type: NonEmptyText
     tokens_used: NonNegativeInt32 | None = None
     cost: MoneyIn | None = None

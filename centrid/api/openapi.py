@@ -3,6 +3,7 @@ that route and validate requests, so the description cannot drift."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -54,12 +55,38 @@ class _Schemas:
 
     def _hoist(self, schema: dict[str, Any]) -> dict[str, Any]:
         for name, definition in schema.pop("$defs", {}).items():
-            self.components.setdefault(name, definition)
+            self.components.setdefault(name, _without_null_defaults(definition))
+        schema = _without_null_defaults(schema)
         if "title" in schema and schema.get("type") == "object":
-            name = schema["title"]
+            # OpenAPI component names match ^[a-zA-Z0-9.\-_]+$: a generic's
+            # title (ListOf[Document]) becomes ListOfDocument.
+            name = _component_name(schema["title"])
+            schema["title"] = name
             self.components.setdefault(name, schema)
             return {"$ref": _REF_TEMPLATE.format(model=name)}
         return schema
+
+
+def _component_name(title: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9.\-_]", "", title)
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "null" or "null" in (schema.get("type") or []):
+        return True
+    return any(_nullable(s) for s in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _without_null_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional NOT NULL field (models.OMITTED) has the Python default
+    None, which is "absent", not a value: it must not appear as
+    `"default": null` on a property that does not accept null."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for prop in properties.values():
+            if isinstance(prop, dict) and "default" in prop and prop["default"] is None and not _nullable(prop):
+                del prop["default"]
+    return schema
 
 
 def _path_parameters(path: str) -> tuple[str, list[dict[str, Any]]]:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from centrid.api.models import AgentType, ProcessingStatus, RequestStatus, Timestamp, _no_nul
+from centrid.api.models import AgentType, ProcessingStatus, RequestStatus, Timestamp, _NO_NUL, _no_nul
 
-SearchText = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_no_nul)]
+SearchText = Annotated[str, Field(min_length=1, max_length=1000, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 Cursor = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")]
-FilterText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+FilterText = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 
 
 class Query(BaseModel):

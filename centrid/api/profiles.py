@@ -37,7 +37,7 @@ async def _get(where: Combinable) -> Response:
 
 
 async def _patch(request: Request, where: Combinable) -> Response:
-    body = await parse_body(request, models.ProfilePatch)
+    body = await parse_body(request, models.ProfilePatch, writes=(UserProfile._meta.tablename, "UPDATE"))
     values = body.supplied()
     if not values:
         return await _get(where)

@@ -74,7 +74,7 @@ class Resource(Generic[RowT, QueryT]):
         return rows_response(page)
 
     async def create_one(self, request: Request) -> Response:
-        body = await parse_body(request, self.create)
+        body = await parse_body(request, self.create, writes=(self.table._meta.tablename, "INSERT"))
         return rows_response(await insert_one_json(self.table, body.supplied(), self.row), status=201)
 
     async def get_one(self, request: Request) -> Response:
@@ -86,7 +86,7 @@ class Resource(Generic[RowT, QueryT]):
     async def patch_one(self, request: Request) -> Response:
         if self.patch is None:
             raise RuntimeError(f"{self.path} rows are never changed")
-        body = await parse_body(request, self.patch)
+        body = await parse_body(request, self.patch, writes=(self.table._meta.tablename, "UPDATE"))
         values = body.supplied()
         if not values:
             row = await select_one(self.table, self.row, self._by_id(request))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import uuid
 
@@ -27,25 +28,59 @@ async def create_user(email: str, name: str | None = None) -> None:
     print(rows[0]["id"])
 
 
-def token(user_id: str, role: str = "authenticated", ttl: int = 3600) -> None:
-    """Print a signed JWT for USER_ID with the configured secret.
+def _token_arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="piccolo centrid token", description="Print a signed JWT.")
+    parser.add_argument("user_id", nargs="?", help="the auth.users id (the token's sub)")
+    parser.add_argument("--role", choices=("authenticated", "service_role"), default="authenticated")
+    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)  # Piccolo's own flag
+    return parser
+
+
+def _command_line(user_id: str, role: str, ttl: str) -> list[str]:
+    """The words after `centrid token` on the command line.
+
+    Piccolo's CLI (targ) only knows `--name=value`: it reads `--ttl 60` as
+    a flag `--ttl` plus a positional "60", which it then hands to the next
+    parameter in order. So the command re-reads its own words from sys.argv
+    with argparse; called from Python instead, it rebuilds them from its
+    parameters.
+    """
+    argv = sys.argv
+    for i in range(1, len(argv) - 1):
+        if argv[i] == "centrid" and argv[i + 1] == "token":
+            return argv[i + 2:]
+    words = [user_id] if user_id else []
+    if role:
+        words.append(f"--role={role}")
+    if ttl:
+        words.append(f"--ttl={ttl}")
+    return words
+
+
+def token(user_id: str = "", role: str = "", ttl: str = "") -> None:
+    """Print a signed JWT with the configured secret.
+
+    Usage: piccolo centrid token [USER_ID] [--role authenticated|service_role] [--ttl SECONDS]
+    (`--ttl 60` or `--ttl=60`, options in any order).
 
     :param user_id:
-        The auth.users id the token speaks for (its `sub`).
+        The auth.users id the token speaks for (its `sub`); required unless
+        --role service_role (a service key without sub, as Supabase's).
     :param role:
         authenticated (default) or service_role.
     :param ttl:
         Lifetime in seconds (default 3600).
     """
-    if role not in ("authenticated", "service_role"):
-        print("role must be authenticated or service_role", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        uuid.UUID(str(user_id))
-    except ValueError:
-        print("USER_ID must be a UUID", file=sys.stderr)
-        raise SystemExit(2) from None
-    if int(ttl) <= 0:
-        print("ttl must be positive", file=sys.stderr)
-        raise SystemExit(2)
-    print(mint_token(str(user_id), role, jwt_secret().value, ttl_seconds=int(ttl)))
+    parser = _token_arguments()
+    options = parser.parse_args(_command_line(user_id, role, ttl))
+    if options.user_id is None and options.role != "service_role":
+        parser.error("USER_ID is required for an authenticated token")
+    if options.user_id is not None:
+        try:
+            uuid.UUID(options.user_id)
+        except ValueError:
+            parser.error("USER_ID must be a UUID")
+    if options.ttl <= 0:
+        parser.error("--ttl must be positive")
+    print(mint_token(options.user_id, options.role, jwt_secret().value, ttl_seconds=options.ttl))

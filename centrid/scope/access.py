@@ -3,7 +3,8 @@
 Outside CORS and the request scope, so that every response - a CORS
 preflight, a 401 from a bad token, a 413, a 503 - carries X-Request-ID and
 yields exactly one structured log line (id, method, path, status, duration,
-role, user id; never the token).
+role, user id; never the token). The same place records the request's
+Prometheus metrics when CENTRID_METRICS_PORT is set (centrid.metrics).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from centrid import metrics
 from centrid.scope.claims import Caller
 from centrid.scope.middleware import ClientDisconnected, request_header
 
@@ -31,6 +34,24 @@ CLIENT_CLOSED = 499
 def _incoming_request_id(scope: Scope) -> str | None:
     candidate = request_header(scope, b"x-request-id")
     return candidate if candidate is not None and _SANE_REQUEST_ID.match(candidate) else None
+
+
+def _route_template(scope: Scope) -> str:
+    """The route's template (`/api/documents/{id:uuid}`), never the raw
+    path, so metrics have one series per route. A request answered before
+    routing (401, 413, 503, a preflight) is matched here."""
+    if scope["path"] == "/admin" or scope["path"].startswith("/admin/"):
+        return "/admin"
+    route = scope.get("route")
+    if route is None:
+        app = scope.get("app")
+        for candidate in getattr(app, "routes", ()):
+            match, _ = candidate.matches({**scope, "method": "GET" if scope["method"] == "OPTIONS" else scope["method"]})
+            if match != Match.NONE:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 class AccessLogMiddleware:
@@ -62,6 +83,14 @@ class AccessLogMiddleware:
             status = CLIENT_CLOSED
         finally:
             caller: Caller | None = state.get("caller")
+            if metrics.enabled():
+                metrics.record(
+                    _route_template(scope),
+                    scope["method"],
+                    status,
+                    time.perf_counter() - started,
+                    state.get("database_error"),
+                )
             access_log.info(
                 orjson.dumps(
                     {

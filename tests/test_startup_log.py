@@ -1,0 +1,65 @@
+"""What the server says at start (defect 11): where the JWT secret came
+from, and a database migrated by code newer than this one.
+
+The listening address is checked on the real process
+(tests/test_server_process.py, tests/test_graceful_stop.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from centrid.config import settings
+from centrid.scope.secret import jwt_secret
+from tests.conftest import MigratedDB
+
+
+def test_the_development_secret_is_generated_once_then_reused(tmp_path: Path) -> None:
+    cfg = replace(settings(), jwt_secret=None, data_dir=tmp_path / "data")
+    path = cfg.data_dir / "jwt_secret"
+    first = jwt_secret(cfg)
+    assert first.source == f"development secret generated in {path}"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = jwt_secret(cfg)
+    assert second.source == f"development secret reused from {path}"
+    assert second.value == first.value and len(first.value) >= 32
+    assert first.value not in first.source
+
+
+def test_an_explicit_secret_says_so() -> None:
+    cfg = replace(settings(), jwt_secret="x" * 40)
+    assert jwt_secret(cfg).source == "CENTRID_JWT_SECRET"
+
+
+async def test_starting_processes_agree_on_one_generated_secret(tmp_path: Path) -> None:
+    """uvicorn workers starting together: one generates, the others reuse."""
+    cfg = replace(settings(), jwt_secret=None, data_dir=tmp_path / "data")
+    secrets = await asyncio.gather(*(asyncio.to_thread(jwt_secret, cfg) for _ in range(8)))
+    assert len({s.value for s in secrets}) == 1
+    assert sum("generated" in s.source for s in secrets) == 1
+
+
+async def test_a_database_ahead_of_the_code_is_a_warning_not_up_to_date(
+    db: MigratedDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    from centrid.api.app import apply_migrations
+
+    caplog.set_level(logging.INFO, logger="centrid.server")
+    await apply_migrations()
+    assert [r.getMessage() for r in caplog.records if r.name == "centrid.server"] == ["schema up to date"]
+
+    caplog.clear()
+    future = "2099-01-01T00:00:00:000000"
+    await db.owner.execute(
+        "INSERT INTO migration (name, app_name, ran_on) VALUES ($1, 'centrid', now())", future)
+    await apply_migrations()
+    records = [r for r in caplog.records if r.name == "centrid.server"]
+    assert [r.levelno for r in records] == [logging.WARNING], [r.getMessage() for r in records]
+    message = records[0].getMessage()
+    assert f"centrid:{future}" in message
+    assert "does not know" in message and "newer version" in message
