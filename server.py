@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 from starlette.applications import Starlette
 
 from centrid.api.app import create_app
@@ -85,7 +86,9 @@ def _stop_signals_noted(noted: list[int]) -> Iterator[None]:
 def main() -> int:
     cfg = settings()
     config = uvicorn.Config(
-        app,
+        # Several workers (CENTRID_WORKERS) need the app as an import string: each imports it.
+        "server:app" if cfg.workers > 1 else app,
+        workers=cfg.workers,
         host=cfg.host,
         port=cfg.port,
         log_config=None,
@@ -94,7 +97,11 @@ def main() -> int:
     )
     noted: list[int] = []
     with _stop_signals_noted(noted):
-        _Server(config).run()
+        if cfg.workers > 1:
+            # uvicorn's supervisor: one listening socket, N worker processes.
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            _Server(config).run()
     if noted:
         log.info(f"stopped on {signal.Signals(noted[0]).name}")
     return 0

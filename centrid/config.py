@@ -49,6 +49,8 @@ class Settings:
     statement_cache_size: int
     log_level: str
     admin_secure_cookies: bool
+    token_cache_size: int = 10_000
+    workers: int = 1
     metrics_port: int | None = None
 
     @classmethod
@@ -67,13 +69,18 @@ class Settings:
             max_body_bytes=_int("CENTRID_MAX_BODY_BYTES", 1024 * 1024),
             pool_min_size=_int("CENTRID_POOL_MIN_SIZE", 1),
             pool_max_size=_int("CENTRID_POOL_MAX_SIZE", 10),
-            pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 5.0),
+            # The admission queue's patience (centrid.scope.admission): about a client's timeout.
+            pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 10.0),
             statement_timeout_ms=_int("CENTRID_STATEMENT_TIMEOUT_MS", 15000),
             # asyncpg's named prepared statement cache; 0 behind PgBouncer in
             # transaction mode (unless it tracks them: max_prepared_statements).
             statement_cache_size=_int("CENTRID_STATEMENT_CACHE_SIZE", 100),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
             admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
+            # Verified tokens kept until their exp (centrid.scope.tokens.TokenCache); 0 turns it off.
+            token_cache_size=_int("CENTRID_TOKEN_CACHE_SIZE", 10_000),
+            # Processes `python server.py` serves with (uvicorn's --workers).
+            workers=_int("CENTRID_WORKERS", 1),
             # GET /metrics (Prometheus) on HOST:this port; unset: off.
             metrics_port=_int("CENTRID_METRICS_PORT", 0) or None,
         )

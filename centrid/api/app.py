@@ -254,6 +254,8 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             acquire_timeout=cfg.pool_acquire_timeout,
             statement_timeout_ms=cfg.statement_timeout_ms,
             unscoped_paths=UNSCOPED_PATHS,
+            token_cache_size=cfg.token_cache_size,
+            pool_max_size=cfg.pool_max_size,
         ),
     ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from centrid.errors import bad_request, validation_error
+from centrid.queries.compiled import dumps
 from centrid.scope.claims import ANON, Caller
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -107,6 +108,12 @@ def json_response(payload: BaseModel | dict[str, Any], status: int = 200) -> Res
     # writes them (UTC as "Z").
     data = payload.model_dump(mode="python") if isinstance(payload, BaseModel) else payload
     return Response(orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z), status_code=status, media_type="application/json")
+
+
+def rows_response(payload: Any, status: int = 200) -> Response:
+    """A payload of JSON-ready rows (centrid.queries.rows' *_json verbs),
+    serialised once, straight from the database's records."""
+    return Response(dumps(payload), status_code=status, media_type="application/json")
 
 
 def empty_response() -> Response:

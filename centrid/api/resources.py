@@ -17,11 +17,19 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from centrid.api.http import Endpoint, empty_response, json_response, parse_body, parse_query
+from centrid.api.http import Endpoint, empty_response, json_response, parse_body, parse_query, rows_response
 from centrid.api.models import Input, ListOf, Row
 from centrid.api.params import PageQuery
 from centrid.errors import not_found, validation_error
-from centrid.queries.rows import InvalidCursor, delete_where, insert_rows, select_one, select_page, update_where
+from centrid.queries.rows import (
+    InvalidCursor,
+    delete_where,
+    insert_one_json,
+    select_one,
+    select_one_json,
+    select_page_json,
+    update_where,
+)
 
 RowT = TypeVar("RowT", bound=Row)
 QueryT = TypeVar("QueryT", bound=PageQuery)
@@ -58,23 +66,22 @@ class Resource(Generic[RowT, QueryT]):
         if q.user_id is not None:
             where.append(self.table._meta.get_column_by_name("user_id") == q.user_id)
         try:
-            page = await select_page(
+            page = await select_page_json(
                 self.table, self.row, where, order_column=self.order_column, limit=q.limit, cursor=q.cursor
             )
         except InvalidCursor as exc:
             raise validation_error([{"field": "cursor", "message": str(exc), "type": "cursor"}]) from exc
-        return json_response({"items": [r.model_dump(mode="python") for r in page.items], "next_cursor": page.next_cursor})
+        return rows_response(page)
 
     async def create_one(self, request: Request) -> Response:
         body = await parse_body(request, self.create, writes=(self.table._meta.tablename, "INSERT"))
-        (row,) = await insert_rows(self.table, [body.supplied()], self.row)
-        return json_response(row, status=201)
+        return rows_response(await insert_one_json(self.table, body.supplied(), self.row), status=201)
 
     async def get_one(self, request: Request) -> Response:
-        row = await select_one(self.table, self.row, self._by_id(request))
+        row = await select_one_json(self.table, self.row, self._by_id(request))
         if row is None:
             raise not_found()
-        return json_response(row)
+        return rows_response(row)
 
     async def patch_one(self, request: Request) -> Response:
         if self.patch is None:

@@ -22,6 +22,8 @@ from piccolo.custom_types import Combinable
 from piccolo.table import Table
 from pydantic import BaseModel
 
+from centrid.queries.compiled import insert_sql, jsonable, request_connection, select_sql, where_shape
+
 RowT = TypeVar("RowT", bound=BaseModel)
 
 
@@ -177,3 +179,61 @@ async def delete_where(table: type[Table], *where: Combinable) -> int:
     for clause in where:
         query = query.where(clause)
     return len(await query.run())
+
+
+# --------------------------------------------------------------------------
+# The request path's verbs with SQL built once per shape (centrid.queries.compiled),
+# answering JSON-ready rows. Each falls back to the builder above for a
+# where clause the compiler does not know, so results never depend on it.
+
+
+async def select_page_json(
+    table: type[Table],
+    out: type[RowT],
+    where: Sequence[Combinable],
+    *,
+    order_column: str,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """select_page as {"items": [...], "next_cursor": ...}."""
+    clauses = list(where)
+    if cursor is not None:
+        at, row_id = decode_cursor(cursor)
+        clauses.append(WhereRaw(f'("{order_column}", "id") < ({{}}, {{}})', at, row_id))
+    shaped = where_shape(clauses)
+    if shaped is None:
+        page = await select_page(table, out, where, order_column=order_column, limit=limit, cursor=cursor)
+        return {"items": [r.model_dump(mode="python") for r in page.items], "next_cursor": page.next_cursor}
+    shape, args = shaped
+    sql = select_sql(table, out, shape, order=(order_column, "id"), descending=True, limit=limit + 1)
+    records = await request_connection(table).fetch(sql, *args)
+    next_cursor = None
+    if len(records) > limit:
+        last = records[limit - 1]
+        next_cursor = encode_cursor(last[order_column], last["id"])
+    return {"items": [jsonable(out, r, _decoder(table)) for r in records[:limit]], "next_cursor": next_cursor}
+
+
+async def select_one_json(table: type[Table], out: type[RowT], *where: Combinable) -> Any | None:
+    """select_one as a JSON-ready row (None when RLS shows no such row)."""
+    shaped = where_shape(where)
+    if shaped is None:
+        row = await select_one(table, out, *where)
+        return None if row is None else row.model_dump(mode="python")
+    shape, args = shaped
+    record = await request_connection(table).fetchrow(select_sql(table, out, shape, limit=1), *args)
+    return None if record is None else jsonable(out, record, _decoder(table))
+
+
+async def insert_one_json(table: type[Table], row: dict[str, Any], out: type[RowT]) -> Any:
+    """insert_rows for one row, answering the JSON-ready row."""
+    names = tuple(row)
+    args = [_encode(table, name, row[name]) for name in names]
+    record = await request_connection(table).fetchrow(insert_sql(table, names, out), *args)
+    assert record is not None  # INSERT ... RETURNING answers its row or raises
+    return jsonable(out, record, _decoder(table))
+
+
+def _decoder(table: type[Table]) -> Any:
+    return lambda record: _decode(table, record)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import asyncpg
@@ -24,6 +25,16 @@ class Caller:
     role: Role
     sub: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def claims_json(self) -> str:
+        """The claims as `request.jwt.claims` carries them, with role and sub
+        filled in; computed once per Caller (a cached token's Caller is reused)."""
+        claims = dict(self.claims)
+        claims.setdefault("role", self.role)
+        if self.sub is not None:
+            claims.setdefault("sub", self.sub)
+        return json.dumps(claims, separators=(",", ":"))
 
 
 ANON = Caller(role="anon")
@@ -42,14 +53,43 @@ async def enter_scope(
     """Within an open transaction on `conn`, become `caller`."""
     if caller.role not in ROLES:
         raise ValueError(f"unknown role {caller.role!r}")
-    claims = dict(caller.claims)
-    claims.setdefault("role", caller.role)
-    if caller.sub is not None:
-        claims.setdefault("sub", caller.sub)
-    await conn.execute(
-        _SCOPE_SQL,
-        json.dumps(claims, separators=(",", ":")),
-        caller.sub or "",
-        caller.role,
-        str(statement_timeout_ms),
+    await conn.execute(_SCOPE_SQL, caller.claims_json, caller.sub or "", caller.role, str(statement_timeout_ms))
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a PostgreSQL string constant, as quote_literal() writes it:
+    an E'' string with backslashes and quotes doubled, right whatever
+    standard_conforming_strings says. NUL cannot occur: the claims JSON
+    escapes control characters and sub is a UUID."""
+    if "\x00" in value:
+        raise ValueError("NUL cannot travel in a PostgreSQL string")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def begin_scope_sql(caller: Caller, *, read_only: bool, statement_timeout_ms: int = 0) -> str:
+    """BEGIN and `enter_scope` as one simple-protocol message: one round
+    trip instead of two. Every value is a literal (the simple protocol takes
+    no parameters), quoted by `sql_literal`; the role is one of ROLES."""
+    if caller.role not in ROLES:
+        raise ValueError(f"unknown role {caller.role!r}")
+    role = sql_literal(caller.role)
+    return (
+        ("BEGIN READ ONLY;" if read_only else "BEGIN;")
+        + f"SELECT set_config('request.jwt.claims', {sql_literal(caller.claims_json)}, true),"
+        f" set_config('request.jwt.claim.sub', {sql_literal(caller.sub or '')}, true),"
+        f" set_config('request.jwt.claim.role', {role}, true),"
+        f" set_config('statement_timeout', '{int(statement_timeout_ms)}', true),"
+        f" set_config('role', {role}, true)"
     )
+
+
+async def begin_scope(
+    conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record],
+    caller: Caller,
+    *,
+    read_only: bool,
+    statement_timeout_ms: int = 0,
+) -> None:
+    """Open a transaction on `conn` (READ ONLY for reads) and become `caller`
+    in it; end it with COMMIT or ROLLBACK. Same settings as enter_scope."""
+    await conn.execute(begin_scope_sql(caller, read_only=read_only, statement_timeout_ms=statement_timeout_ms))

@@ -34,7 +34,6 @@ from typing import TypeAlias
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
-from asyncpg.transaction import Transaction
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,8 +47,10 @@ from centrid.errors import (
     payload_too_large,
     unauthorized,
 )
-from centrid.scope.claims import Caller, enter_scope
-from centrid.scope.tokens import InvalidToken, caller_from_authorization
+from centrid.scope.admission import Admission, Overloaded
+from centrid.scope.claims import Caller, begin_scope
+from centrid.scope.pool import COMMIT_AND_RESET_SQL, mark_reset
+from centrid.scope.tokens import InvalidToken, TokenCache
 
 error_log = logging.getLogger("centrid.error")
 
@@ -86,6 +87,8 @@ class RequestScopeMiddleware:
         statement_timeout_ms: int,
         unscoped_paths: frozenset[str] = frozenset(),
         admin_prefix: str = "/admin",
+        token_cache_size: int = 0,
+        pool_max_size: int = 10,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -95,6 +98,9 @@ class RequestScopeMiddleware:
         self.statement_timeout_ms = statement_timeout_ms
         self.unscoped_paths = unscoped_paths
         self.admin_prefix = admin_prefix
+        self.tokens = TokenCache(token_cache_size)
+        # The fair queue in front of the pool; its patience is the acquire timeout.
+        self.admission = Admission(pool_max_size, acquire_timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.unscoped_paths or scope["method"] == "OPTIONS":
@@ -120,12 +126,22 @@ class RequestScopeMiddleware:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    def _is_admin(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path == self.admin_prefix or path.startswith(self.admin_prefix + "/")
+
     def _caller(self, scope: Scope) -> Caller:
-        if scope["path"] == self.admin_prefix or scope["path"].startswith(self.admin_prefix + "/"):
+        if self._is_admin(scope):
             # Piccolo Admin authenticates with its own session login; its
             # queries run under the admin role, never under a user token.
             return Caller(role="centrid_admin")
-        return caller_from_authorization(request_header(scope, b"authorization"), self.jwt_secret())
+        return self.tokens.caller(request_header(scope, b"authorization"), self.jwt_secret())
+
+    def _read_only(self, scope: Scope) -> bool:
+        """GET and HEAD run in READ ONLY transactions (as PostgREST does): a
+        read can never write, and could be sent to a replica. Not the admin,
+        whose session login may refresh its session on any request."""
+        return scope["method"] in ("GET", "HEAD") and not self._is_admin(scope)
 
     async def _scoped(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -140,6 +156,17 @@ class RequestScopeMiddleware:
             return
         scope.setdefault("state", {})["caller"] = caller
 
+        try:
+            await self.admission.enter()
+        except Overloaded as exc:
+            await _send_error(send, overloaded(exc.retry_after), headers=[(b"retry-after", b"%d" % exc.retry_after)])
+            return
+        try:
+            await self._with_connection(caller, scope, body, receive, send)
+        finally:
+            self.admission.leave()
+
+    async def _with_connection(self, caller: Caller, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         pool = self.engine.pool
         if pool is None:
             await _send_error(send, database_unavailable())
@@ -176,7 +203,7 @@ class RequestScopeMiddleware:
         # nested `engine.transaction()` joins it; its lifecycle stays ours.
         txn = PostgresTransaction(self.engine)
         txn.connection = conn
-        tx = txn.transaction = conn.transaction()
+        txn.transaction = conn.transaction()  # never started: Piccolo's nested transactions join ours
         buffered: list[Message] = []
         status = 0
         disconnected = asyncio.Event()
@@ -197,8 +224,7 @@ class RequestScopeMiddleware:
             buffered.append(message)
 
         try:
-            await tx.start()
-            await enter_scope(conn, caller, statement_timeout_ms=self.statement_timeout_ms)
+            await begin_scope(conn, caller, read_only=self._read_only(scope), statement_timeout_ms=self.statement_timeout_ms)
         except Exception as exc:
             _terminate(conn)
             if not isinstance(exc, (*DATABASE_DOWN, asyncpg.PostgresError)):
@@ -224,13 +250,13 @@ class RequestScopeMiddleware:
             disconnected.set()
             app_task.cancel()
             await asyncio.gather(app_task, return_exceptions=True)
-            await _quiet_rollback(conn, tx)
+            await _quiet_rollback(conn)
             raise ClientDisconnected
         watcher.cancel()
 
         failure = app_task.exception()
         if failure is not None:
-            await _quiet_rollback(conn, tx)
+            await _quiet_rollback(conn)
             if isinstance(failure, DATABASE_DOWN):
                 await _send_error(send, database_unavailable())
             else:
@@ -240,12 +266,13 @@ class RequestScopeMiddleware:
 
         if 0 < status < 400:
             try:
-                await tx.commit()
+                await _commit(conn)
             except Exception as exc:
                 error_log.warning(orjson.dumps({"event": "commit_failed", "error": repr(exc)}).decode())
                 if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, DATABASE_DOWN):
                     # The server answered: e.g. a deferred constraint or a
                     # serialization failure at COMMIT. Nothing was saved.
+                    await _quiet_rollback(conn)  # still open if it had failed before COMMIT
                     await _send_error(send, ApiError(409, "conflict", "the change could not be committed; retry"))
                 else:
                     # No answer to COMMIT: it may or may not have happened.
@@ -253,7 +280,7 @@ class RequestScopeMiddleware:
                     await _send_error(send, commit_outcome_unknown())
                 return
         else:
-            await _quiet_rollback(conn, tx)
+            await _quiet_rollback(conn)
         for message in buffered:
             await send(message)
 
@@ -265,9 +292,21 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-async def _quiet_rollback(conn: Connection, tx: Transaction) -> None:
+class _CommitRolledBack(asyncpg.PostgresError):
+    """COMMIT answered ROLLBACK: the transaction had failed (e.g. an error a
+    handler swallowed), so none of its work is kept."""
+
+
+async def _commit(conn: Connection) -> None:
+    """COMMIT, with the pool's reset folded into the same round trip."""
+    if await conn.execute(COMMIT_AND_RESET_SQL) != "COMMIT":
+        raise _CommitRolledBack("the transaction was rolled back at COMMIT")
+    mark_reset(conn)
+
+
+async def _quiet_rollback(conn: Connection) -> None:
     try:
-        await tx.rollback()
+        await conn.execute("ROLLBACK")
     except Exception:
         # The connection is unusable; make sure the pool discards it.
         _terminate(conn)
@@ -295,8 +334,19 @@ def _log_unexpected(event: str, scope: Scope, exc: BaseException) -> None:
     )
 
 
-async def _send_error(send: Send, error: ApiError, *, close: bool = False) -> None:
-    headers = [(b"content-type", b"application/json")]
+def overloaded(retry_after: int) -> ApiError:
+    """Shed by admission: the contract's 503 (same code as any database
+    unavailability), saying when to come back."""
+    return ApiError(
+        503, "database_unavailable", f"too many requests are waiting for the database; retry in {retry_after} s",
+        {"retry_after": retry_after},
+    )
+
+
+async def _send_error(
+    send: Send, error: ApiError, *, close: bool = False, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json"), *(headers or [])]
     if close:
         headers.append((b"connection", b"close"))
     body = error_body(error.code, error.message, error.details)

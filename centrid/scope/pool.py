@@ -16,6 +16,8 @@ login owns nothing anyway. Set statement_cache_size to 0 there
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
@@ -31,7 +33,34 @@ RESET ROLE;
 """
 
 
+# The same reset, run as the last statements of a request's transaction and
+# committed with it (SET/RESET inside a transaction persist when it commits),
+# so the request pays one round trip for COMMIT and reset instead of two.
+# Ends with COMMIT, so the message's status is COMMIT's own: "ROLLBACK" if the
+# transaction had failed (the RESETs then raise first: "current transaction
+# is aborted").
+COMMIT_AND_RESET_SQL = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; RESET ROLE; COMMIT"
+
+
+class ScopedConnection(asyncpg.Connection):
+    """A pool connection that can say it was already reset by its request."""
+
+    reset_done = False
+
+    def mark_reset(self) -> None:
+        self.reset_done = True
+
+
+def mark_reset(conn: Any) -> None:
+    """The request committed COMMIT_AND_RESET_SQL: skip the pool's next reset.
+    `conn` may be the pool's proxy, which forwards the call to the connection."""
+    conn.mark_reset()
+
+
 async def _reset(conn: asyncpg.Connection) -> None:
+    if getattr(conn, "reset_done", False):
+        conn.reset_done = False  # type: ignore[attr-defined]
+        return
     await conn.execute(_RESET_SQL)
 
 
@@ -46,6 +75,7 @@ async def open_pool(engine: PostgresEngine, cfg: Settings) -> str:
         reset=_reset,
         command_timeout=None,
         statement_cache_size=cfg.statement_cache_size,
+        connection_class=ScopedConnection,
     )
     return dsn
 

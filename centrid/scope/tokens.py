@@ -69,6 +69,49 @@ def caller_from_authorization(header: str | None, secret: str) -> Caller:
     return Caller(role=role, sub=sub, claims=claims)
 
 
+class TokenCache:
+    """Verified tokens, so a client's repeated token is checked once.
+
+    Keyed by (secret, token): a token is only ever served from the cache
+    under the secret that verified it, and only while `time.time()` is
+    before its `exp` (PyJWT's own rule, no leeway), so expiry is exactly that
+    of verification. Only successes are kept: a token that fails (bad
+    signature, wrong secret, expired, bad claims) is verified again every
+    time. Revocation stays that of a stateless JWT: there is none before
+    `exp`, with or without the cache. Bounded: when full, the oldest entry
+    goes first. `max_size` 0 turns it off.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._entries: dict[tuple[str, str], tuple[float, Caller]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def caller(self, header: str | None, secret: str) -> Caller:
+        """caller_from_authorization, through the cache."""
+        if header is None or self.max_size <= 0:
+            return caller_from_authorization(header, secret)
+        key = (secret, header)
+        entry = self._entries.get(key)
+        if entry is not None:
+            if time.time() < entry[0]:
+                return entry[1]
+            del self._entries[key]
+        caller = caller_from_authorization(header, secret)
+        self._remember(key, caller)
+        return caller
+
+    def _remember(self, key: tuple[str, str], caller: Caller) -> None:
+        exp = caller.claims.get("exp")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+            return  # anon (claims not kept) or an exp we would rather not interpret
+        while len(self._entries) >= self.max_size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (float(int(exp)), caller)  # PyJWT compares int(exp) too
+
+
 def mint_token(user_id: str | None, role: str, secret: str, ttl_seconds: int = 3600) -> str:
     """A token as Supabase would issue it (used by `piccolo centrid token`)."""
     now = int(time.time())
