@@ -65,6 +65,7 @@ async def preflight(conn: asyncpg.Connection) -> None:
 
     for ext in declared_extensions(SECURITY):
         row = await conn.fetchrow(_EXTENSION_STATE_SQL, ext.name)
+        assert row is not None  # one row, always
         installed: str | None = row["installed"]
         available: list[str] = list(row["available"])
         need = ext.min_version_tuple

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from centrid.api import agents, documents, profiles, system, usage
+from centrid.api import agents, documents, profiles, search, system, usage
 from centrid.api.db_errors import map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
@@ -37,6 +37,7 @@ ENDPOINTS: list[Endpoint] = [
     *system.ENDPOINTS,
     *profiles.ENDPOINTS,
     *documents.ENDPOINTS,
+    *search.ENDPOINTS,
     *agents.ENDPOINTS,
     *usage.ENDPOINTS,
 ]
