@@ -135,6 +135,7 @@ EXPECTED_INDEXES = {
     ("document_chunks", "document_chunks_document_id_chunk_index_key"): "CREATE UNIQUE INDEX document_chunks_document_id_chunk_index_key ON public.document_chunks USING btree (document_id, chunk_index)",
     ("document_chunks", "document_chunks_search_vector_idx"): "CREATE INDEX document_chunks_search_vector_idx ON public.document_chunks USING gin (search_vector)",
     ("document_chunks", "document_chunks_embedding_idx"): "CREATE INDEX document_chunks_embedding_idx ON public.document_chunks USING hnsw (embedding extensions.vector_cosine_ops)",
+    ("document_chunks", "document_chunks_embedded_idx"): "CREATE INDEX document_chunks_embedded_idx ON public.document_chunks USING btree (document_id) WHERE (embedding IS NOT NULL)",
     ("agent_requests", "agent_requests_pkey"): "CREATE UNIQUE INDEX agent_requests_pkey ON public.agent_requests USING btree (id)",
     ("agent_requests", "agent_requests_status"): "CREATE INDEX agent_requests_status ON public.agent_requests USING btree (status)",
     ("agent_requests", "agent_requests_user_created_idx"): "CREATE INDEX agent_requests_user_created_idx ON public.agent_requests USING btree (user_id, created_at DESC, id DESC)",

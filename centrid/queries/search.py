@@ -11,10 +11,11 @@ The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
 
 1. *Few candidates: exact.* The candidate set is the caller's chunks (and,
    with `document_ids`, only those documents'). The query reaches them
-   through the owner path, documents(user_id) -> chunks(document_id),
-   reading at most EXACT_LIMIT + 1 of them; when there are no more than
-   EXACT_LIMIT, their distances are computed exactly and the answer *is*
-   the true top-k. The `d.user_id = <caller>` predicate only helps the
+   through the owner path, documents(user_id) -> chunks(document_id) (a
+   partial index on chunks with an embedding), first counting at most
+   EXACT_LIMIT + 1 of them from the index alone; when there are no more
+   than EXACT_LIMIT, their distances are computed exactly and the answer
+   *is* the true top-k. The `d.user_id = <caller>` predicate only helps the
    planner: RLS on both tables still decides what is visible.
 2. *Many candidates: the index, iteratively.* pgvector 0.8's iterative
    scan (`hnsw.iterative_scan = relaxed_order`, SET LOCAL) keeps walking
@@ -54,6 +55,7 @@ EXACT_LIMIT = 3000
 # relaxed_order returns rows only roughly sorted.
 OVERFETCH = 2
 EF_SEARCH = 100
+ITERATIVE_SCAN = "relaxed_order"
 MAX_SCAN_TUPLES = 20_000
 
 
@@ -115,41 +117,42 @@ async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID
     return [(r["id"], float(r["rank"])) for r in records]
 
 
-async def _exact(query: str, scope: Scope, k: int, cap: int | None) -> tuple[list[tuple[uuid.UUID, float]], int]:
-    """Exact top-k over the scope's chunks that have an embedding, and how
-    many those are. With `cap`: at most cap + 1 are read, and when there
-    are more than `cap`, no ranking is done (([], cap + 1))."""
+async def _count(scope: Scope, cap: int) -> int:
+    """How many of the scope's chunks have an embedding, counting at most
+    cap + 1: read from the partial index on document_id alone."""
+    args: list[Any] = []
+    from_sql, where = _scope_sql(scope, args)
+    args.append(cap + 1)
+    sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where} LIMIT {{}}) s"
+    records = await DocumentChunk.raw(sql, *args).run()
+    return int(records[0]["n"])
+
+
+async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """Exact top-k over the scope's chunks that have an embedding."""
     schema = await vector_schema()
     args: list[Any] = [query]
     from_sql, where = _scope_sql(scope, args)
-    limit_sql = ""
-    if cap is not None:
-        args.append(cap + 1)
-        limit_sql = " LIMIT {}"
-    args.append(cap if cap is not None else 2**31 - 1)
     args.append(k)
-    # Only (id, distance) is materialized, never the vectors. No ORDER BY
-    # on the distance inside: the planner cannot turn this into an index
-    # scan, so the ranking is exact.
+    # Only (id, distance) is materialized, never the vectors; with no
+    # ORDER BY on the distance inside, the planner cannot turn this into an
+    # index scan: the ranking is exact.
     sql = (
         "WITH candidates AS MATERIALIZED ("
         f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) {{}}::text::{schema}.vector AS distance "
-        f"FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where}{limit_sql}), "
-        "counted AS (SELECT count(*) AS n FROM candidates) "
-        "SELECT counted.n, top.id, top.distance FROM counted LEFT JOIN LATERAL ("
-        "SELECT id, distance FROM candidates WHERE counted.n <= {} ORDER BY distance, id LIMIT {}"
-        ") top ON true ORDER BY top.distance, top.id"
+        f"FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where}) "
+        "SELECT id, distance FROM candidates ORDER BY distance, id LIMIT {}"
     )
     records = await DocumentChunk.raw(sql, *args).run()
-    count = int(records[0]["n"])
-    return [(r["id"], float(r["distance"])) for r in records if r["id"] is not None], count
+    return [(r["id"], float(r["distance"])) for r in records]
 
 
 async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
     schema = await vector_schema()
     await DocumentChunk.raw(
-        "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+        "SELECT set_config('hnsw.iterative_scan', {}, true), "
         "set_config('hnsw.ef_search', {}, true), set_config('hnsw.max_scan_tuples', {}, true)",
+        ITERATIVE_SCAN,
         str(max(EF_SEARCH, OVERFETCH * k)),
         str(MAX_SCAN_TUPLES),
     ).run()
@@ -176,12 +179,11 @@ async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> lis
     true top-k by exact search when few, else by the index (never short)."""
     query = vector_text(embedding)
     if scope.owner is not None or scope.document_ids is not None:
-        hits, count = await _exact(query, scope, k, EXACT_LIMIT)
-        if count <= EXACT_LIMIT:
-            return hits
+        if await _count(scope, EXACT_LIMIT) <= EXACT_LIMIT:
+            return await _exact(query, scope, k)
     hits = await _indexed(query, scope, k)
     if len(hits) < k:
-        hits, _ = await _exact(query, scope, k, None)
+        hits = await _exact(query, scope, k)
     return hits
 
 

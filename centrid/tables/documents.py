@@ -131,6 +131,10 @@ CHUNK_SECURITY = TableSecurity(
         # over, and centrid.queries.search makes sure that never leaves a
         # caller short.
         Index("document_chunks_embedding_idx", "(embedding vector_cosine_ops)", method="hnsw"),
+        # The owner path to a caller's vectors, documents(user_id) ->
+        # chunks(document_id): counts them from the index alone, and feeds
+        # the exact ranking when they are few.
+        Index("document_chunks_embedded_idx", "(document_id) WHERE embedding IS NOT NULL"),
     ),
     extensions=(PGVECTOR,),
 )

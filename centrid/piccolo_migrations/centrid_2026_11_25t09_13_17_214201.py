@@ -2,7 +2,7 @@ from centrid.migrating import SerializedMigrationManager as MigrationManager
 from centrid.tables.columns import Vector
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-11-25T08:40:50:017851"
+ID = "2026-11-25T09:13:17:214201"
 VERSION = "1.38.0"
 DESCRIPTION = "chunk embeddings"
 
