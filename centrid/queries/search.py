@@ -84,10 +84,11 @@ class Hit:
     rank_value: float | None = None
 
 
-def _scope_sql(scope: Scope, args: list[Any]) -> tuple[str, str]:
-    """(FROM clause, WHERE conditions) reaching the scope's chunks `c`."""
+def _scope_sql(scope: Scope, args: list[Any], *, owner_path: bool = True) -> tuple[str, str]:
+    """(FROM clause, WHERE conditions) reaching the scope's chunks `c`;
+    without `owner_path`, only RLS narrows them to the caller's."""
     conditions = []
-    if scope.owner is not None:
+    if scope.owner is not None and owner_path:
         args.append(scope.owner)
         from_sql = "documents d JOIN document_chunks c ON c.document_id = d.id"
         conditions.append("d.user_id = {}")
@@ -103,9 +104,12 @@ def _scope_sql(scope: Scope, args: list[Any]) -> tuple[str, str]:
 
 
 async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID, float]]:
-    """(chunk id, ts_rank), best first, ties by id."""
+    """(chunk id, ts_rank), best first, ties by id. Through the owner path
+    when the caller has few chunks; else through the GIN index, RLS
+    keeping the caller's (a hashed set of their document ids)."""
+    owner_path = scope.owner is not None and await _count(scope, EXACT_LIMIT, embedded=False) <= EXACT_LIMIT
     args: list[Any] = [q]
-    from_sql, where = _scope_sql(scope, args)
+    from_sql, where = _scope_sql(scope, args, owner_path=owner_path)
     args.append(depth)
     sql = (
         "SELECT c.id, ts_rank(c.search_vector, query) AS rank "
@@ -117,13 +121,15 @@ async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID
     return [(r["id"], float(r["rank"])) for r in records]
 
 
-async def _count(scope: Scope, cap: int) -> int:
-    """How many of the scope's chunks have an embedding, counting at most
-    cap + 1: read from the partial index on document_id alone."""
+async def _count(scope: Scope, cap: int, *, embedded: bool = True) -> int:
+    """How many of the scope's chunks (with an embedding, if `embedded`)
+    there are, counting at most cap + 1: from an index alone (the partial
+    one on document_id, or the (document_id, chunk_index) key)."""
     args: list[Any] = []
     from_sql, where = _scope_sql(scope, args)
     args.append(cap + 1)
-    sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where} LIMIT {{}}) s"
+    condition = "c.embedding IS NOT NULL AND " if embedded else ""
+    sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {from_sql} WHERE {condition}{where} LIMIT {{}}) s"
     records = await DocumentChunk.raw(sql, *args).run()
     return int(records[0]["n"])
 
