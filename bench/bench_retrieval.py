@@ -505,7 +505,8 @@ def report(
         *[f"- {fact}" for fact in bench.facts],
         f"- Command: `{common.command_line()}`",
         f"- Data: {int(sizes['chunks']):,} chunks with {DIM}-d unit vectors in {plan.spec.clusters:,} clusters "
-        f"(seeded Gaussian noise {plan.spec.noise} around random centres; popular clusters are shared by many users), "
+        f"(seeded Gaussian spread {plan.spec.noise} in a random {plan.spec.subspace}-d subspace per cluster plus "
+        f"isotropic noise {plan.spec.isotropic}, normalised; popular clusters are shared by many users), "
         f"{plan.spec.users:,} users; probe users own exactly "
         + ", ".join(f"{size:,} ({len(u)} user{'s' if len(u) > 1 else ''})" for size, u in sorted(plan.probe_users.items()))
         + " chunks; the rest log-normally spread. Half the queries land near one of the user's own topics, half near a "
