@@ -30,7 +30,8 @@ from piccolo.columns import Column, ForeignKey
 from piccolo.table import Table
 
 from centrid.security.declarations import ADMIN_ROLE, ALL_ROLES, Grant, Policy, Privilege, TableSecurity
-from centrid.security.render import ADMIN_LOGIN_TABLES, INTERNAL_TABLES
+from centrid.security.declarations import version_tuple
+from centrid.security.render import ADMIN_LOGIN_TABLES, INTERNAL_TABLES, declared_extensions
 
 # Grantees whose privileges are compared exactly: a missing grant and an
 # extra grant are both differences. Other roles (the owner) are not ours.
@@ -50,6 +51,7 @@ Kind = Literal[
     "rls",
     "policy",
     "grant",
+    "extension",
 ]
 
 
@@ -638,9 +640,14 @@ async def find_drift(
     try:
         # Expected tables live in pg_temp but must not shadow the live ones
         # while declared expressions are parsed, so pg_temp goes last.
+        # Extension types (vector) resolve as the migrations resolved them.
+        from centrid.migrating import extension_search_path
+
+        await extension_search_path(conn)
         await conn.execute(
             "SELECT set_config('search_path', concat_ws(', ', nullif(current_setting('search_path'), ''), 'pg_temp'), true)"
         )
+        diffs += await _check_extensions(conn, declarations)
         for table in table_classes:
             diffs += await _check_table(conn, table, by_table.get(table._meta.tablename))
         for tablename, grants in internal.items():
@@ -653,6 +660,19 @@ async def find_drift(
                 diffs.append(Difference(r["relname"], "table", "", "no such table (no table class declares it)", "a table"))
     finally:
         await transaction.rollback()
+    return diffs
+
+
+async def _check_extensions(conn: asyncpg.Connection, declarations: Sequence[TableSecurity]) -> list[Difference]:
+    diffs: list[Difference] = []
+    for ext in declared_extensions(list(declarations)):
+        installed = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = $1", ext.name)
+        if installed is None:
+            diffs.append(Difference("database", "extension", ext.name, f"installed, version >= {ext.min_version}", "none"))
+        elif version_tuple(installed) < ext.min_version_tuple:
+            diffs.append(
+                Difference("database", "extension", ext.name, f"version >= {ext.min_version}", f"version {installed}")
+            )
     return diffs
 
 

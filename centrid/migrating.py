@@ -16,6 +16,14 @@ serialized by Piccolo at all, so a whole run takes `migration_run_lock` too:
 the server around its in-process `forwards`, and the `piccolo migrations`
 CLI through `centrid.database.CentridEngine`. Different keys, so a process
 holding the run lock never waits on itself.
+
+Taking the run lock for a forwards run also runs the preflight: every
+extension the declarations need (pgvector 0.8+) must be installed or
+installable at that version, else the run stops before anything, Piccolo's
+own migration table included, is created. And every centrid migration runs
+with the schemas of the installed extensions on its search_path (SET
+LOCAL), so `vector(384)` and `vector_cosine_ops` resolve wherever the
+extension lives (`extensions` on Supabase, elsewhere on other databases).
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+import sys
 
 import asyncpg
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -34,15 +44,87 @@ MIGRATION_LOCK_KEY = 0x63656E7472696400 >> 8  # "centrid" in ASCII, fits in bigi
 MIGRATION_RUN_LOCK_KEY = MIGRATION_LOCK_KEY + 1
 
 
-async def acquire_run_lock(dsn: str) -> asyncpg.Connection:
-    """A connection holding the session-level run lock; close it to release."""
+class MissingExtension(SystemExit):
+    """The database cannot have an extension the schema needs. A SystemExit
+    so the `piccolo migrations` CLI prints the message and exits 1 without
+    a traceback; the server's start fails with the same message."""
+
+
+_EXTENSION_STATE_SQL = """
+SELECT (SELECT extversion FROM pg_extension WHERE extname = $1) AS installed,
+       ARRAY(SELECT version FROM pg_available_extension_versions WHERE name = $1) AS available
+"""
+
+
+async def preflight(conn: asyncpg.Connection) -> None:
+    """Stop, before anything changes, when a required extension is missing
+    or too old and no good-enough version can be installed."""
+    from centrid.security.declarations import version_tuple
+    from centrid.security.render import declared_extensions
+    from centrid.tables import SECURITY
+
+    for ext in declared_extensions(SECURITY):
+        row = await conn.fetchrow(_EXTENSION_STATE_SQL, ext.name)
+        assert row is not None  # one row, always
+        installed: str | None = row["installed"]
+        available: list[str] = list(row["available"])
+        need = ext.min_version_tuple
+        if installed is not None and version_tuple(installed) >= need:
+            continue
+        best = max(available, key=version_tuple, default=None)
+        if installed is None and best is not None and version_tuple(best) >= need:
+            continue  # the extension migration creates it
+        if installed is not None:
+            found = f"version {installed} is installed" + (
+                f" and {best} is available: run ALTER EXTENSION {ext.name} UPDATE"
+                if best is not None and version_tuple(best) >= need
+                else ""
+            )
+        elif best is not None:
+            found = f"only version {best} is available on the server"
+        else:
+            found = "it is not available on the server"
+        raise MissingExtension(
+            f"centrid needs the PostgreSQL extension '{ext.name}' {ext.min_version} or newer, but {found}. "
+            f"To get it: {ext.hint}. No migration was run; nothing was changed."
+        )
+
+
+def _is_backwards_run() -> bool:
+    return "backwards" in sys.argv[1:3]
+
+
+async def acquire_run_lock(dsn: str, *, forwards: bool | None = None) -> asyncpg.Connection:
+    """A connection holding the session-level run lock; close it to release.
+
+    For a forwards run (by default: unless this is `piccolo migrations
+    backwards`) the preflight runs under the lock, before anything else.
+    """
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_RUN_LOCK_KEY)
+        if forwards if forwards is not None else not _is_backwards_run():
+            await preflight(conn)
     except BaseException:
         await conn.close()
         raise
     return conn
+
+
+_EXTENSION_SEARCH_PATH_SQL = """
+SELECT set_config('search_path', concat_ws(', ', nullif(current_setting('search_path'), ''), extra), true)
+FROM (
+    SELECT string_agg(DISTINCT quote_ident(n.nspname), ', ') AS extra
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE n.nspname <> ALL (current_schemas(true))
+) s
+WHERE extra IS NOT NULL
+"""
+
+
+async def extension_search_path(conn: asyncpg.Connection) -> None:
+    """Put the installed extensions' schemas on this transaction's search_path."""
+    await conn.execute(_EXTENSION_SEARCH_PATH_SQL)
 
 
 @asynccontextmanager
@@ -73,6 +155,7 @@ class SerializedMigrationManager(MigrationManager):
             if (recorded > 0) != backwards:
                 print(f"  - {self.migration_id}: already done by another process, ", end="")
                 return
+            await extension_search_path(conn)
             # Piccolo's own transaction nests into ours (a no-op join).
             await super().run(backwards=backwards)
             if backwards:

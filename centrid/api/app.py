@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from centrid import metrics
-from centrid.api import agents, documents, profiles, system, usage
+from centrid.api import agents, documents, profiles, search, system, usage
 from centrid.api.cors import JsonCORSMiddleware
 from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
@@ -38,6 +38,7 @@ ENDPOINTS: list[Endpoint] = [
     *system.ENDPOINTS,
     *profiles.ENDPOINTS,
     *documents.ENDPOINTS,
+    *search.ENDPOINTS,
     *agents.ENDPOINTS,
     *usage.ENDPOINTS,
 ]

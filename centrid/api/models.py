@@ -243,6 +243,23 @@ class DocumentPatch(Input):
     storage_path: Text | None = None
 
 
+EMBEDDING_DIMENSIONS = 384
+# An element of pgvector's `vector` is a 4-byte float.
+VECTOR_ELEMENT_MAX = 3.4028234663852886e38
+# strict: a boolean or a numeric string is not a number here.
+EmbeddingElement = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=-VECTOR_ELEMENT_MAX, le=VECTOR_ELEMENT_MAX)
+]
+Embedding = Annotated[
+    list[EmbeddingElement],
+    Field(
+        min_length=EMBEDDING_DIMENSIONS,
+        max_length=EMBEDDING_DIMENSIONS,
+        description=f"Exactly {EMBEDDING_DIMENSIONS} finite numbers (compared by cosine distance).",
+    ),
+]
+
+
 class Chunk(Row):
     id: uuid.UUID
     document_id: uuid.UUID
@@ -250,11 +267,25 @@ class Chunk(Row):
     content: str
     section_title: str | None
     created_at: datetime.datetime
+    has_embedding: bool
+    embedding: list[float] | None = Field(
+        default=None, description="The stored vector; present only with `?include=embedding`."
+    )
 
 
 class ChunkCreate(Input):
     chunk_index: NonNegativeInt32
     content: NonEmptyText
+    section_title: Text | None = None
+    embedding: Embedding | None = None
+
+
+class ChunkPatch(Input):
+    """Changes to one existing chunk, named by its index; absent fields are kept."""
+
+    chunk_index: NonNegativeInt32
+    embedding: Embedding | None = Field(default=None, description="A new vector; null removes it.")
+    content: NonEmptyText | None = None
     section_title: Text | None = None
 
 

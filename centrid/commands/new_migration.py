@@ -15,6 +15,9 @@
    its old backwards SQL in a migration placed just *before* the auto
    migration that drops it, so both directions run against a table that
    exists.
+4. Extensions a declaration needs (pgvector) get a migration of their own,
+   placed just *before* the auto migration, whose columns need their types.
+   They are in the snapshot as "extension:<name>" entries.
 
 Nothing changed: says so and writes nothing. See docs/ADDING_A_TABLE.md.
 """
@@ -32,8 +35,13 @@ from pathlib import Path
 
 from centrid.security.declarations import TableSecurity
 from centrid.security.render import (
+    EXTENSION_KEY_PREFIX,
     SHARED_FUNCTIONS_BACKWARDS_SQL,
     SHARED_FUNCTIONS_SQL,
+    declared_extensions,
+    extension_backwards_sql,
+    extension_forwards_sql,
+    extension_key,
     internal_tables_backwards_sql,
     internal_tables_forwards_sql,
     security_sql,
@@ -74,8 +82,17 @@ def _migration_id(now: datetime.datetime) -> tuple[str, str]:
 
 
 def render_snapshot(declarations: Sequence[TableSecurity]) -> Snapshot:
-    """What the current declarations render to, table by table."""
-    return {sec.tablename: (table_forwards_sql(sec), table_backwards_sql(sec)) for sec in declarations}
+    """What the current declarations render to: extensions, then table by table."""
+    snapshot: Snapshot = {
+        extension_key(ext): (extension_forwards_sql(ext), extension_backwards_sql(ext))
+        for ext in declared_extensions(list(declarations))
+    }
+    snapshot.update({sec.tablename: (table_forwards_sql(sec), table_backwards_sql(sec)) for sec in declarations})
+    return snapshot
+
+
+def is_extension_key(key: str) -> bool:
+    return key.startswith(EXTENSION_KEY_PREFIX)
 
 
 def _module_constants(path: Path) -> dict[str, ast.expr]:
@@ -154,7 +171,7 @@ def plan_security(previous: Snapshot, current: Snapshot) -> SecurityPlan:
             plan.added.append(table)
         elif previous[table] != sql:
             plan.changed.append(table)
-    plan.removed = [t for t in previous if t not in current]
+    plan.removed = [t for t in previous if t not in current and not is_extension_key(t)]
     return plan
 
 
@@ -366,6 +383,23 @@ async def new_migration(desc: str = "", auto_input: str = "") -> None:
         print("Table classes: no changes.")
 
     one_microsecond = datetime.timedelta(microseconds=1)
+    extensions = [k for k in plan.added + plan.changed if is_extension_key(k)]
+    if extensions:
+        plan.added = [k for k in plan.added if k not in extensions]
+        plan.changed = [k for k in plan.changed if k not in extensions]
+        base = _id_time(auto_path) if auto_path is not None else started
+        when = min(started, base) - 2 * one_microsecond
+        pre_snapshot = {k: plan.current[k] for k in extensions}
+        pre_snapshot.update({k: v for k, v in previous.items() if k not in pre_snapshot})
+        path = write_sql_migration(
+            _join([plan.current[k][0] for k in extensions]),
+            _join([plan.current[k][1] for k in reversed(extensions)]),
+            pre_snapshot,
+            description="extensions: " + ", ".join(k[len(EXTENSION_KEY_PREFIX):] for k in extensions),
+            directory=directory,
+            now=when,
+        )
+        print(f"Extension migration (runs before the auto migration): {path}")
     if plan.removed and auto_path is not None:
         # Before the auto migration that drops them (IDs order migrations).
         before = min(started, _id_time(auto_path) - one_microsecond)
@@ -397,7 +431,7 @@ async def new_migration(desc: str = "", auto_input: str = "") -> None:
             now=after,
         )
         print(f"Security migration ({'; '.join(parts)}): {path}")
-    elif plan.empty:
+    elif plan.empty and not extensions:
         print("Security declarations: no changes.")
-    if auto_path is None and plan.empty:
+    if auto_path is None and plan.empty and not extensions:
         print("Nothing changed; no migration written.")

@@ -49,7 +49,44 @@ class Index:
 
     name: str
     definition: str  # e.g. "(user_id, created_at DESC, id DESC)"
-    method: Literal["btree", "gin"] = "btree"
+    method: Literal["btree", "gin", "hnsw"] = "btree"
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A PostgreSQL extension a table needs, e.g. pgvector for `vector`.
+
+    Created where missing, in `schema` (Supabase keeps extensions in
+    `extensions`); an existing installation is used where it is, never
+    moved or altered. Migrations refuse to start when `min_version` cannot
+    be had (centrid.migrating.preflight), and `piccolo centrid check`
+    reports an installation older than it.
+    """
+
+    name: str
+    min_version: str
+    schema: str = "extensions"
+    # How an operator gets it, for the preflight's message.
+    hint: str = ""
+
+    @property
+    def min_version_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.min_version)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"0.8.1" -> (0, 8, 1); non-numeric suffixes ("0.8.0-rc1") are cut."""
+    parts: list[int] = []
+    for part in version.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
 
 
 @dataclass(frozen=True)
@@ -71,6 +108,8 @@ class TableSecurity:
     touch_updated_at: bool = True
     tsvector: GeneratedTsvector | None = None
     indexes: tuple[Index, ...] = field(default_factory=tuple)
+    # Extensions the table's columns or indexes need (created before it).
+    extensions: tuple[Extension, ...] = field(default_factory=tuple)
 
     @property
     def tablename(self) -> str:

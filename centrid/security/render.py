@@ -7,7 +7,7 @@ it meant when it was written even after the declarations move on.
 
 from __future__ import annotations
 
-from centrid.security.declarations import ADMIN_ROLE, ALL_ROLES, Grant, Policy, TableSecurity
+from centrid.security.declarations import ADMIN_ROLE, ALL_ROLES, Extension, Grant, Policy, TableSecurity
 
 # Tables that are not user data: Piccolo's migration ledger and the admin
 # login tables. No API role may reach them; the admin role may use its own.
@@ -71,6 +71,49 @@ def grant_sql(table: str, grant: Grant) -> str:
     else:
         privileges = ", ".join(grant.privileges)
     return f"GRANT {privileges} ON public.{table} TO {grant.role};"
+
+
+# Snapshot keys of extensions start with this; table names never contain ':'.
+EXTENSION_KEY_PREFIX = "extension:"
+
+
+def extension_key(ext: Extension) -> str:
+    return EXTENSION_KEY_PREFIX + ext.name
+
+
+def extension_forwards_sql(ext: Extension) -> str:
+    """Create the extension where it is missing, in its own schema, usable
+    by every API role. An installation that exists (Supabase's, or one an
+    operator made in another schema) is used as it is: nothing of theirs is
+    touched. The version is checked before any migration runs
+    (centrid.migrating.preflight)."""
+    return (
+        f"-- extension {ext.name} (>= {ext.min_version})\n"
+        "DO $ext$\n"
+        "BEGIN\n"
+        f"    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = '{ext.name}') THEN\n"
+        f"        CREATE SCHEMA IF NOT EXISTS {ext.schema};\n"
+        f"        GRANT USAGE ON SCHEMA {ext.schema} TO {_roles(ALL_ROLES)};\n"
+        f"        CREATE EXTENSION {ext.name} WITH SCHEMA {ext.schema};\n"
+        "    END IF;\n"
+        "END\n"
+        "$ext$;"
+    )
+
+
+def extension_backwards_sql(ext: Extension) -> str:
+    # Kept: other schemas or applications may use it, and on Supabase it is
+    # the platform's. Dropping it is an operator's decision.
+    return f"-- extension {ext.name}: kept\nSELECT 1;"
+
+
+def declared_extensions(tables: tuple[TableSecurity, ...] | list[TableSecurity]) -> list[Extension]:
+    """Every extension the declarations need, once each, in declaration order."""
+    seen: dict[str, Extension] = {}
+    for sec in tables:
+        for ext in sec.extensions:
+            seen.setdefault(ext.name, ext)
+    return list(seen.values())
 
 
 def table_forwards_sql(sec: TableSecurity) -> str:

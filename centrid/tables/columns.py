@@ -1,6 +1,8 @@
 """Column factories shared by every table, so each table says only what is its own."""
 
-from piccolo.columns import ForeignKey, Timestamptz
+from typing import Any
+
+from piccolo.columns import Column, ForeignKey, Timestamptz
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 
@@ -26,3 +28,26 @@ def owner(*, unique: bool = False, index: bool = True) -> ForeignKey[AuthUser]:
         unique=unique,
         index=index,
     )
+
+
+class Vector(Column):
+    """pgvector's `vector(n)`: Piccolo has no such type.
+
+    The type is written unqualified: wherever the `vector` extension lives
+    (`extensions` on Supabase and where centrid creates it, `public` on a
+    database that had it before), migrations and `piccolo centrid check`
+    run with that schema on their search_path (centrid.migrating), so the
+    same DDL works everywhere. Values travel as pgvector's text form
+    (`[1,2,3]`); the API never reads the column through Piccolo.
+    """
+
+    value_type = list
+
+    def __init__(self, dimensions: int = 384, default: None = None, **kwargs: Any) -> None:
+        self.dimensions = dimensions
+        self.default = default
+        super().__init__(dimensions=dimensions, default=default, **kwargs)
+
+    @property
+    def column_type(self) -> str:
+        return f"vector({self.dimensions})"

@@ -11,6 +11,7 @@ from piccolo.table import Table
 
 from centrid.security.declarations import (
     CURRENT_UID,
+    Extension,
     GeneratedTsvector,
     Grant,
     Index,
@@ -19,9 +20,24 @@ from centrid.security.declarations import (
     owner_policies,
     service_grants,
 )
-from centrid.tables.columns import created_at, owner, updated_at
+from centrid.tables.columns import Vector, created_at, owner, updated_at
 
 PROCESSING_STATUSES = ("pending", "processing", "completed", "failed")
+
+# gte-small, Supabase's default embedding model; another dimension is a migration.
+EMBEDDING_DIMENSIONS = 384
+
+# pgvector: 0.8 brings iterative index scans, which complete top-k under RLS
+# relies on (centrid.queries.search).
+PGVECTOR = Extension(
+    name="vector",
+    min_version="0.8.0",
+    hint=(
+        "install pgvector 0.8 or newer on the PostgreSQL server (https://github.com/pgvector/pgvector; "
+        "packaged as postgresql-<major>-pgvector, included in Supabase and the embedded default), "
+        "or ALTER EXTENSION vector UPDATE where an older version is installed"
+    ),
+)
 
 
 class Document(Table, tablename="documents"):
@@ -79,6 +95,9 @@ class DocumentChunk(Table, tablename="document_chunks"):
     chunk_index = Integer(null=False, default=None)
     content = Text(null=False, default=None)
     section_title = Text(null=True, default=None)
+    # Computed outside this layer (ingestion, agents, clients); compared by
+    # cosine distance. Null until a client stores one.
+    embedding = Vector(dimensions=EMBEDDING_DIMENSIONS, null=True)
     created_at = created_at()
 
     document_chunks_document_id_chunk_index_key = Unique(
@@ -98,11 +117,24 @@ CHUNK_SECURITY = TableSecurity(
     grants=(
         Grant("anon", ("SELECT",)),
         Grant("authenticated", ("SELECT", "DELETE")),
-        Grant("authenticated", ("INSERT",), columns=("document_id", "chunk_index", "content", "section_title")),
-        Grant("authenticated", ("UPDATE",), columns=("chunk_index", "content", "section_title")),
+        Grant(
+            "authenticated", ("INSERT",), columns=("document_id", "chunk_index", "content", "section_title", "embedding")
+        ),
+        Grant("authenticated", ("UPDATE",), columns=("chunk_index", "content", "section_title", "embedding")),
         *service_grants(),
     ),
     touch_updated_at=False,
     tsvector=GeneratedTsvector(column="search_vector", source="content"),
-    indexes=(Index("document_chunks_search_vector_idx", "(search_vector)", method="gin"),),
+    indexes=(
+        Index("document_chunks_search_vector_idx", "(search_vector)", method="gin"),
+        # One graph over every user's vectors; RLS filters what it hands
+        # over, and centrid.queries.search makes sure that never leaves a
+        # caller short.
+        Index("document_chunks_embedding_idx", "(embedding vector_cosine_ops)", method="hnsw"),
+        # The owner path to a caller's vectors, documents(user_id) ->
+        # chunks(document_id): counts them from the index alone, and feeds
+        # the exact ranking when they are few.
+        Index("document_chunks_embedded_idx", "(document_id) WHERE embedding IS NOT NULL"),
+    ),
+    extensions=(PGVECTOR,),
 )

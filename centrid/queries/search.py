@@ -1,0 +1,261 @@
+"""Keyword, semantic and hybrid search over the caller's chunks, complete under RLS.
+
+The problem this module exists for: the HNSW index holds every user's
+vectors and RLS filters what the index scan hands over. A plain
+`ORDER BY embedding <=> q LIMIT k` (Supabase's `match_documents`) visits
+`hnsw.ef_search` (40) candidates and stops, so a caller who owns a small
+share of all chunks silently gets fewer than k hits, or none, although
+closer chunks of theirs exist.
+
+The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
+
+1. *Few candidates: exact.* The candidate set is the caller's chunks (and,
+   with `document_ids`, only those documents'). The query reaches them
+   through the owner path, documents(user_id) -> chunks(document_id) (a
+   partial index on chunks with an embedding), first counting at most
+   EXACT_LIMIT + 1 of them from the index alone; when there are no more
+   than EXACT_LIMIT, their distances are computed exactly and the answer
+   *is* the true top-k. The `d.user_id = <caller>` predicate only helps the
+   planner: RLS on both tables still decides what is visible.
+2. *Many candidates: the index, iteratively.* pgvector 0.8's iterative
+   scan (`hnsw.iterative_scan = relaxed_order`, SET LOCAL) keeps walking
+   the graph until the LIMIT is satisfied by rows RLS lets through (bounded
+   by `hnsw.max_scan_tuples`); a caller with this many chunks owns a share
+   of the index large enough that this ends quickly. The index returns
+   OVERFETCH x k in roughly ascending distance, re-sorted exactly.
+3. *Never short.* If the index path yields fewer than k rows, the exact
+   path runs without the cap: the answer then has min(k, matching) rows
+   by construction.
+
+A service_role caller (RLS bypassed) without `document_ids` searches all
+chunks through the index, with the same fallback.
+
+Hybrid is Reciprocal Rank Fusion (k = 60) of the keyword list and the
+semantic list, each HYBRID_DEPTH(limit) deep: score = sum of 1 / (60 + rank)
+over the lists a chunk is in; ties broken by chunk id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from centrid.queries.chunks import vector_schema, vector_text
+from centrid.tables import DocumentChunk
+
+Mode = Literal["keyword", "semantic", "hybrid"]
+
+RRF_K = 60
+# At most this many candidate chunks are ranked exactly (recall 1; at 1M
+# chunks on 2 cores, ~1-2 ms per thousand candidates, docs/BENCHMARKS.md);
+# more go through the index.
+EXACT_LIMIT = 12_000
+# The index path fetches this many times the limit and keeps the closest:
+# relaxed_order returns rows only roughly sorted.
+OVERFETCH = 2
+# Unfiltered HNSW (m 16) recall@10 on the benchmark's data: 0.74 at
+# ef_search 40, 0.84 at 100, 0.92 at 400.
+EF_SEARCH = 400
+ITERATIVE_SCAN = "relaxed_order"
+MAX_SCAN_TUPLES = 20_000
+
+
+def hybrid_depth(limit: int) -> int:
+    """How deep each list goes before fusion."""
+    return max(20, 2 * limit)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose chunks, as a planner hint (RLS decides): the authenticated
+    caller's user id, or None for a service_role caller; and optionally
+    some documents."""
+
+    owner: uuid.UUID | None
+    document_ids: tuple[uuid.UUID, ...] | None
+
+
+@dataclass
+class Hit:
+    id: uuid.UUID
+    score: float
+    keyword_rank: int | None = None
+    semantic_rank: int | None = None
+    distance: float | None = None
+    rank_value: float | None = None
+
+
+def _scope_sql(scope: Scope, args: list[Any], *, owner_path: bool = True) -> tuple[str, str]:
+    """(FROM clause, WHERE conditions) reaching the scope's chunks `c`;
+    without `owner_path`, only RLS narrows them to the caller's."""
+    conditions = []
+    if scope.owner is not None and owner_path:
+        args.append(scope.owner)
+        from_sql = "documents d JOIN document_chunks c ON c.document_id = d.id"
+        conditions.append("d.user_id = {}")
+        if scope.document_ids is not None:
+            args.append(list(scope.document_ids))
+            conditions.append("d.id = ANY({}::uuid[])")
+    else:
+        from_sql = "document_chunks c"
+        if scope.document_ids is not None:
+            args.append(list(scope.document_ids))
+            conditions.append("c.document_id = ANY({}::uuid[])")
+    return from_sql, " AND ".join(conditions) or "true"
+
+
+async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID, float]]:
+    """(chunk id, ts_rank), best first, ties by id. Through the owner path
+    when the caller has few chunks; else through the GIN index, RLS
+    keeping the caller's (a hashed set of their document ids)."""
+    owner_path = scope.owner is not None and await _count(scope, EXACT_LIMIT, embedded=False) <= EXACT_LIMIT
+    args: list[Any] = [q]
+    from_sql, where = _scope_sql(scope, args, owner_path=owner_path)
+    args.append(depth)
+    sql = (
+        "SELECT c.id, ts_rank(c.search_vector, query) AS rank "
+        f"FROM websearch_to_tsquery('english', {{}}) AS query, {from_sql} "
+        f"WHERE c.search_vector @@ query AND {where} "
+        "ORDER BY rank DESC, c.id LIMIT {}"
+    )
+    records = await DocumentChunk.raw(sql, *args).run()
+    return [(r["id"], float(r["rank"])) for r in records]
+
+
+async def _count(scope: Scope, cap: int, *, embedded: bool = True) -> int:
+    """How many of the scope's chunks (with an embedding, if `embedded`)
+    there are, counting at most cap + 1: from an index alone (the partial
+    one on document_id, or the (document_id, chunk_index) key)."""
+    args: list[Any] = []
+    from_sql, where = _scope_sql(scope, args)
+    args.append(cap + 1)
+    condition = "c.embedding IS NOT NULL AND " if embedded else ""
+    sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {from_sql} WHERE {condition}{where} LIMIT {{}}) s"
+    records = await DocumentChunk.raw(sql, *args).run()
+    return int(records[0]["n"])
+
+
+async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """Exact top-k over the scope's chunks that have an embedding."""
+    schema = await vector_schema()
+    args: list[Any] = [query]
+    from_sql, where = _scope_sql(scope, args)
+    args.append(k)
+    # The query vector is parsed once (a scalar sub-select is an InitPlan);
+    # a bare `$1::text::vector` is re-parsed for every row once PostgreSQL
+    # switches the prepared statement to a generic plan (measured: 27 ms
+    # instead of ~2 ms for 1,000 candidates).
+    # Only (id, distance) is materialized, never the vectors; with no
+    # ORDER BY on the distance inside, the planner cannot turn this into an
+    # index scan: the ranking is exact.
+    sql = (
+        "WITH candidates AS MATERIALIZED ("
+        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance "
+        f"FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where}) "
+        "SELECT id, distance FROM candidates ORDER BY distance, id LIMIT {}"
+    )
+    records = await DocumentChunk.raw(sql, *args).run()
+    return [(r["id"], float(r["distance"])) for r in records]
+
+
+async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    schema = await vector_schema()
+    await DocumentChunk.raw(
+        "SELECT set_config('hnsw.iterative_scan', {}, true), "
+        "set_config('hnsw.ef_search', {}, true), set_config('hnsw.max_scan_tuples', {}, true)",
+        ITERATIVE_SCAN,
+        str(max(EF_SEARCH, OVERFETCH * k)),
+        str(MAX_SCAN_TUPLES),
+    ).run()
+    args: list[Any] = [query]
+    where = ""
+    if scope.document_ids is not None:
+        args.append(list(scope.document_ids))
+        where = "WHERE c.document_id = ANY({}::uuid[]) "
+    args.append(OVERFETCH * k)
+    args.append(k)
+    sql = (
+        "WITH near AS MATERIALIZED ("
+        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
+        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c {where}"
+        f"ORDER BY c.embedding OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
+        "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
+    )
+    records = await DocumentChunk.raw(sql, *args).run()
+    return [(r["id"], float(r["distance"])) for r in records]
+
+
+async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """(chunk id, cosine distance), closest first, ties by id: the caller's
+    true top-k by exact search when few, else by the index (never short)."""
+    query = vector_text(embedding)
+    if scope.owner is not None or scope.document_ids is not None:
+        if await _count(scope, EXACT_LIMIT) <= EXACT_LIMIT:
+            return await _exact(query, scope, k)
+    hits = await _indexed(query, scope, k)
+    if len(hits) < k:
+        hits = await _exact(query, scope, k)
+    return hits
+
+
+def fuse(keyword: Sequence[tuple[uuid.UUID, float]], semantic: Sequence[tuple[uuid.UUID, float]]) -> list[Hit]:
+    """Reciprocal Rank Fusion: score = sum of 1 / (RRF_K + rank) over the
+    lists a chunk is in (ranks from 1); best first, ties by chunk id."""
+    hits: dict[uuid.UUID, Hit] = {}
+    for rank, (chunk_id, value) in enumerate(keyword, start=1):
+        hit = hits.setdefault(chunk_id, Hit(chunk_id, 0.0))
+        hit.keyword_rank = rank
+        hit.rank_value = value
+        hit.score += 1.0 / (RRF_K + rank)
+    for rank, (chunk_id, distance) in enumerate(semantic, start=1):
+        hit = hits.setdefault(chunk_id, Hit(chunk_id, 0.0))
+        hit.semantic_rank = rank
+        hit.distance = distance
+        hit.score += 1.0 / (RRF_K + rank)
+    return sorted(hits.values(), key=lambda h: (-h.score, str(h.id)))
+
+
+async def search(
+    *, q: str | None, embedding: Sequence[float] | None, mode: Mode, limit: int, scope: Scope
+) -> list[Hit]:
+    if mode == "keyword":
+        assert q is not None
+        return [
+            Hit(chunk_id, rank, keyword_rank=i, rank_value=rank)
+            for i, (chunk_id, rank) in enumerate(await keyword_list(q, scope, limit), start=1)
+        ]
+    if mode == "semantic":
+        assert embedding is not None
+        return [
+            Hit(chunk_id, 1.0 - distance, semantic_rank=i, distance=distance)
+            for i, (chunk_id, distance) in enumerate(await semantic_list(embedding, scope, limit), start=1)
+        ]
+    assert q is not None and embedding is not None
+    depth = hybrid_depth(limit)
+    keyword = await keyword_list(q, scope, depth)
+    semantic = await semantic_list(embedding, scope, depth)
+    return fuse(keyword, semantic)[:limit]
+
+
+async def hit_rows(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """The hits with their chunk and document fields, in the hits' order."""
+    if not hits:
+        return []
+    records = await DocumentChunk.raw(
+        "SELECT c.id, c.document_id, d.filename, c.chunk_index, c.content, c.section_title "
+        "FROM document_chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY({}::uuid[])",
+        [h.id for h in hits],
+    ).run()
+    by_id = {r["id"]: dict(r) for r in records}
+    rows = []
+    for hit in hits:
+        row = by_id.get(hit.id)
+        if row is None:  # not visible any more (deleted meanwhile): dropped
+            continue
+        row.update(
+            score=hit.score, keyword_rank=hit.keyword_rank, semantic_rank=hit.semantic_rank, distance=hit.distance
+        )
+        rows.append(row)
+    return rows
