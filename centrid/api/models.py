@@ -85,6 +85,7 @@ def _json_integer(value: Any) -> Any:
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_json_integer)]
 NonNegativeInt32 = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_json_integer)]
 PositiveInt32 = Annotated[int, Field(gt=0, le=2**31 - 1), BeforeValidator(_json_integer)]
+Limit = Annotated[int, Field(ge=1, le=100), BeforeValidator(_json_integer)]  # a page or top-k size
 _RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
 
 

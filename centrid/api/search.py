@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -146,18 +146,33 @@ async def patch_chunks(request: Request) -> Response:
 # Search
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# Which fields each mode needs, said in the schema too, so that a client (or
+# a fuzzer) reading /openapi.json knows which bodies the server accepts.
+_SEARCH_VARIANTS: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["mode", "q"], "properties": {"mode": {"const": "keyword"}}},
+        {"required": ["mode", "embedding"], "properties": {"mode": {"const": "semantic"}}},
+        {"required": ["mode", "q", "embedding"], "properties": {"mode": {"const": "hybrid"}}},
+        {"not": {"required": ["mode"]}, "anyOf": [{"required": ["q"]}, {"required": ["embedding"]}]},
+    ]
+}
 
-    q: SearchText | None = Field(default=None, description="Keyword query (web search syntax).")
-    embedding: models.Embedding | None = Field(default=None, description="Query vector.")
-    mode: Literal["keyword", "semantic", "hybrid"] | None = Field(
-        default=None, description="Default: hybrid when both q and embedding are given, else the one given."
-    )
-    limit: int = Field(default=10, ge=1, le=100, strict=True)
-    document_ids: list[uuid.UUID] | None = Field(
-        default=None, max_length=1000, description="Only these documents (of the caller's)."
-    )
+
+class SearchRequest(BaseModel):
+    """Every field may be left out but none may be null (models.OMITTED)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SEARCH_VARIANTS)
+
+    q: Annotated[SearchText, Field(description="Keyword query (web search syntax).")] = models.OMITTED
+    embedding: Annotated[models.Embedding, Field(description="Query vector.")] = models.OMITTED
+    mode: Annotated[
+        Literal["keyword", "semantic", "hybrid"],
+        Field(description="Default: hybrid when both q and embedding are given, else the one given."),
+    ] = models.OMITTED
+    limit: models.Limit = 10
+    document_ids: Annotated[
+        list[uuid.UUID], Field(max_length=1000, description="Only these documents (of the caller's).")
+    ] = models.OMITTED
 
     @model_validator(mode="after")
     def _mode_fits(self) -> SearchRequest:
