@@ -294,13 +294,19 @@ class ChunkList(BaseModel):
     items: list[Chunk]
 
 
-class SearchHit(BaseModel):
+class ChunkHit(BaseModel):
+    """A chunk as a search answers it: with its document's filename, so an
+    agent can cite the source without a second request."""
+
     id: uuid.UUID = Field(description="The chunk's id.")
     document_id: uuid.UUID
     filename: str
     chunk_index: int
     content: str
     section_title: str | None
+
+
+class SearchHit(ChunkHit):
     rank: float
 
 

@@ -188,13 +188,7 @@ class SearchRequest(BaseModel):
         return self
 
 
-class ChunkSearchHit(BaseModel):
-    id: uuid.UUID = Field(description="The chunk's id.")
-    document_id: uuid.UUID
-    filename: str
-    chunk_index: int
-    content: str
-    section_title: str | None
+class ChunkSearchHit(models.ChunkHit):
     score: float = Field(
         description="keyword: ts_rank; semantic: 1 - cosine distance; hybrid: sum of 1/(60 + rank) over the lists."
     )
