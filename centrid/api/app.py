@@ -48,14 +48,14 @@ UNSCOPED_PATHS = frozenset({"/health", "/openapi.json"})
 HEALTH_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
 
 
-def _dispatcher(by_method: dict[str, Handler]) -> Handler:
+def _dispatcher(by_method: dict[str, Handler], reads_only: frozenset[str]) -> Handler:
     allowed = ", ".join(sorted(by_method))
 
     async def dispatch(request: Request) -> Response:
         handler = by_method.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
             raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allowed})
-        if request.method in WRITE_METHODS and caller_of(request).role == "anon":
+        if request.method in WRITE_METHODS and request.method not in reads_only and caller_of(request).role == "anon":
             # Authentication, not authorization: anon holds no write grant
             # anywhere, so say "sign in" before any lookup can say "404".
             raise unauthorized("sign in to do this")
@@ -66,9 +66,15 @@ def _dispatcher(by_method: dict[str, Handler]) -> Handler:
 
 def api_routes(endpoints: list[Endpoint]) -> list[BaseRoute]:
     grouped: dict[str, dict[str, Handler]] = defaultdict(dict)
+    reading: dict[str, set[str]] = defaultdict(set)
     for ep in endpoints:
         grouped[ep.path][ep.method] = ep.handler
-    return [Route(path, _dispatcher(methods), methods=list(methods)) for path, methods in grouped.items()]
+        if ep.reads_only:
+            reading[ep.path].add(ep.method)
+    return [
+        Route(path, _dispatcher(methods, frozenset(reading[path])), methods=list(methods))
+        for path, methods in grouped.items()
+    ]
 
 
 def _engine() -> PostgresEngine:

@@ -35,6 +35,9 @@ class Endpoint:
     query: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = field(default=(401, 404, 422))
+    # A POST that only reads (a search with a body): anon may call it like a
+    # GET, and RLS answers "nothing" instead of the router answering 401.
+    reads_only: bool = False
 
 
 def caller_of(request: Request) -> Caller:

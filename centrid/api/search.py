@@ -239,5 +239,5 @@ ENDPOINTS: list[Endpoint] = [
              errors=(400, 401, 403, 404, 409, 413, 422)),
     Endpoint("POST", "/api/search", search,
              "Keyword, semantic or hybrid (RRF) search over the caller's chunks, best first", "search",
-             body=SearchRequest, response=ChunkSearchResults, errors=(400, 401, 413, 422)),
+             body=SearchRequest, response=ChunkSearchResults, errors=(400, 401, 413, 422), reads_only=True),
 ]
