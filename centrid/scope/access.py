@@ -15,11 +15,11 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centrid import metrics
+from centrid.logs import JsonEvent
 from centrid.scope.claims import Caller
 from centrid.scope.middleware import ClientDisconnected, request_header
 
@@ -92,7 +92,7 @@ class AccessLogMiddleware:
                     state.get("database_error"),
                 )
             access_log.info(
-                orjson.dumps(
+                JsonEvent(
                     {
                         "event": "request",
                         "request_id": request_id,
@@ -103,5 +103,5 @@ class AccessLogMiddleware:
                         "role": caller.role if caller else None,
                         "user_id": caller.sub if caller else None,
                     }
-                ).decode()
+                )
             )

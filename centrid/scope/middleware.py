@@ -232,29 +232,46 @@ class RequestScopeMiddleware:
             await _send_error(send, database_unavailable())
             return
 
+        # The app runs in this task (one task per request, not two plus
+        # asyncio.wait); the watcher cancels this task when the client leaves.
+        current = asyncio.current_task()
+        assert current is not None
+        client_left = False
+        absorbed = False
+
+        async def watch_disconnect() -> None:
+            nonlocal client_left
+            await _wait_for_disconnect(receive)
+            client_left = True
+            disconnected.set()
+            current.cancel()
+
+        watcher = asyncio.ensure_future(watch_disconnect())
+        failure: Exception | None = None
         token = self.engine.current_transaction.set(txn)
         try:
-            app_task = asyncio.ensure_future(self.app(scope, replay_receive, buffer_send))
+            await self.app(scope, replay_receive, buffer_send)
+        except asyncio.CancelledError:
+            # The watcher's cancellation is ours to absorb; any other
+            # (shutdown) stops the app and drops the work.
+            if not client_left or current.uncancel() > 0:
+                watcher.cancel()
+                _terminate(conn)
+                raise
+            absorbed = True
+        except Exception as exc:
+            failure = exc
         finally:
             self.engine.current_transaction.reset(token)
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
-        try:
-            done, _ = await asyncio.wait({app_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            # We are being cancelled (shutdown): stop the app, drop the work.
-            app_task.cancel()
-            watcher.cancel()
-            _terminate(conn)
-            raise
-        if app_task not in done:
-            disconnected.set()
-            app_task.cancel()
-            await asyncio.gather(app_task, return_exceptions=True)
+        if client_left:
+            # Also when the app swallowed the cancellation and returned: the
+            # client is gone, nothing is kept.
+            if not absorbed and current.cancelling() > 0:
+                current.uncancel()
             await _quiet_rollback(conn)
             raise ClientDisconnected
         watcher.cancel()
 
-        failure = app_task.exception()
         if failure is not None:
             await _quiet_rollback(conn)
             if isinstance(failure, DATABASE_DOWN):
