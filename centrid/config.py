@@ -42,6 +42,7 @@ class Settings:
     jwt_secret: str | None
     cors_origins: tuple[str, ...]
     max_body_bytes: int
+    max_batch_body_bytes: int
     pool_min_size: int
     pool_max_size: int
     pool_acquire_timeout: float
@@ -67,6 +68,8 @@ class Settings:
             jwt_secret=os.environ.get("CENTRID_JWT_SECRET") or None,
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_body_bytes=_int("CENTRID_MAX_BODY_BYTES", 1024 * 1024),
+            # Chunk batches: 1,000 chunks with embeddings are ~8 MB of JSON.
+            max_batch_body_bytes=_int("CENTRID_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024),
             pool_min_size=_int("CENTRID_POOL_MIN_SIZE", 1),
             pool_max_size=_int("CENTRID_POOL_MAX_SIZE", 10),
             # The admission queue's patience (centrid.scope.admission): about a client's timeout.

@@ -403,3 +403,25 @@ async def test_crowded_index_still_gives_the_callers_true_top_k(
     r = await search(client, alice, {"q": "mine", "embedding": query, "limit": 10})
     assert len(r.json()["items"]) == 10
     assert {h["id"] for h in r.json()["items"]} <= set(ids)
+
+
+async def test_a_full_batch_of_1000_embeddings_fits_the_default_limits(db: MigratedDB, client: httpx.AsyncClient) -> None:
+    """CONTRACT: PATCH takes 1 to 1,000 embeddings. With full-precision
+    numbers that is ~8 MB of JSON, over the general 1 MiB body limit, so
+    chunk batches have their own limit (CENTRID_MAX_BATCH_BODY_BYTES)."""
+    alice = await create_user(db.owner)
+    doc = (await make_document(client, alice))["id"]
+    rng = np.random.default_rng(7)
+    r = await post_chunks(client, alice, doc, [{"chunk_index": i, "content": f"c{i}"} for i in range(1000)])
+    assert r.status_code == 201, r.text[:300]
+    patch = [{"chunk_index": i, "embedding": [float(x) for x in rng.standard_normal(DIM)]} for i in range(1000)]
+    r = await client.patch(f"/api/documents/{doc}/chunks", json=patch, headers=bearer(alice))
+    assert int(r.request.headers["content-length"]) > 4 * 1024 * 1024
+    assert r.status_code == 200, r.text[:300]
+    assert await db.owner.fetchval(
+        "SELECT count(*) FROM document_chunks WHERE document_id = $1 AND embedding IS NOT NULL", uuid.UUID(doc)
+    ) == 1000
+    # The general limit still holds elsewhere.
+    r = await client.post("/api/documents", json={"filename": "f", "file_type": "t", "file_size": 1,
+                                                  "content_text": "x" * (2 * 1024 * 1024)}, headers=bearer(alice))
+    assert_error(r, 413)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,6 +46,8 @@ ENDPOINTS: list[Endpoint] = [
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UNSCOPED_PATHS = frozenset({"/health", "/openapi.json"})
+# Where a body may be a batch of up to 1,000 chunks (CENTRID_MAX_BATCH_BODY_BYTES).
+BATCH_PATHS = re.compile(r"/api/documents/[^/]+/chunks")
 HEALTH_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
 
 
@@ -263,6 +266,8 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             unscoped_paths=UNSCOPED_PATHS,
             token_cache_size=cfg.token_cache_size,
             pool_max_size=cfg.pool_max_size,
+            batch_paths=BATCH_PATHS,
+            max_batch_body_bytes=cfg.max_batch_body_bytes,
         ),
     ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from typing import TypeAlias
@@ -89,11 +90,18 @@ class RequestScopeMiddleware:
         admin_prefix: str = "/admin",
         token_cache_size: int = 0,
         pool_max_size: int = 10,
+        batch_paths: re.Pattern[str] | None = None,
+        max_batch_body_bytes: int = 0,
     ) -> None:
         self.app = app
         self.engine = engine
         self.jwt_secret = jwt_secret
         self.max_body_bytes = max_body_bytes
+        # Batch writes (up to 1,000 chunks with 384-number embeddings, ~8 MB
+        # of JSON) get their own, larger limit; everything else keeps the
+        # small one, so a slow upload elsewhere cannot hold much memory.
+        self.batch_paths = batch_paths
+        self.max_batch_body_bytes = max(max_batch_body_bytes, max_body_bytes)
         self.acquire_timeout = acquire_timeout
         self.statement_timeout_ms = statement_timeout_ms
         self.unscoped_paths = unscoped_paths
@@ -108,9 +116,14 @@ class RequestScopeMiddleware:
             return
         await self._scoped(scope, receive, send)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    def _body_limit(self, scope: Scope) -> int:
+        if self.batch_paths is not None and self.batch_paths.fullmatch(scope["path"]):
+            return self.max_batch_body_bytes
+        return self.max_body_bytes
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
         declared = request_header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0
@@ -120,7 +133,7 @@ class RequestScopeMiddleware:
                 raise ClientDisconnected
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise _BodyTooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -144,10 +157,11 @@ class RequestScopeMiddleware:
         return scope["method"] in ("GET", "HEAD") and not self._is_admin(scope)
 
     async def _scoped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._body_limit(scope)
         try:
-            body = await self._read_body(scope, receive)
+            body = await self._read_body(scope, receive, limit)
         except _BodyTooLarge:
-            await _send_error(send, payload_too_large(self.max_body_bytes), close=True)
+            await _send_error(send, payload_too_large(limit), close=True)
             return
         try:
             caller = self._caller(scope)
