@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -108,10 +106,3 @@ def running_embedded_dsn(data_dir: Path, database: str = "postgres") -> str:
     lines = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
     return f"postgresql://postgres@/{database}?host={quote(lines[4], safe='/')}&port={lines[3]}"
 
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,14 @@ def bearer(user_id: str | None, role: str = "authenticated", ttl: int = 600, sec
     from tests.conftest import TEST_JWT_SECRET
 
     return {"Authorization": f"Bearer {mint_token(user_id, role, secret or TEST_JWT_SECRET, ttl_seconds=ttl)}"}
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0, interval: float = 0.01
+) -> None:
+    """Poll a condition (usually a database or process state) with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.api_support import DOC, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
 from tests.conftest import MigratedDB
-from tests.support import bearer, create_user
+from tests.support import bearer, create_user, wait_for
 
 POOL_MAX = 2
 
@@ -181,15 +181,6 @@ async def test_every_response_holds_only_the_callers_rows(db: MigratedDB, small_
     assert await db.owner.fetchval("SELECT count(*) FROM documents WHERE filename = 'stolen'") == 0
 
 
-async def _wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    """Poll a database condition with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def test_client_disconnect_mid_request_rolls_back_and_releases(
     db: MigratedDB, small_pool: tuple[Any, httpx.AsyncClient]
 ) -> None:
@@ -230,7 +221,7 @@ async def test_client_disconnect_mid_request_rolls_back_and_releases(
         async def blocked() -> bool:
             return any(b["wait_event_type"] == "Lock" for b in await centrid_backends(db.owner))
 
-        await _wait_for(blocked, "the request's INSERT to block on the lock")
+        await wait_for(blocked, "the request's INSERT to block on the lock", timeout=10.0)
         disconnect.set()
         await asyncio.wait_for(task, timeout=10)
         assert not any(m["type"] == "http.response.start" and m["status"] < 400 for m in sent), sent
@@ -241,7 +232,7 @@ async def test_client_disconnect_mid_request_rolls_back_and_releases(
 
         # Rolled back and released: no app connection is left in a
         # transaction or still waiting on the lock.
-        await _wait_for(settled, "the app's connections to be idle after the disconnect", timeout=5)
+        await wait_for(settled, "the app's connections to be idle after the disconnect", timeout=5)
     finally:
         await blocker_tx.rollback()
         await blocker.close()
@@ -277,7 +268,7 @@ async def test_requests_beyond_the_pool_wait_instead_of_failing(
             waiting: int = sum(b["wait_event_type"] == "Lock" for b in await centrid_backends(db.owner))
             return waiting == POOL_MAX
 
-        await _wait_for(both_blocked, "both pool connections to block")
+        await wait_for(both_blocked, "both pool connections to block", timeout=10.0)
         assert len(await centrid_backends(db.owner)) == POOL_MAX
         assert not any(p.done() for p in posts)
     finally:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 
 from tests.api_support import DOC, app_client, assert_error, centrid_backends
 from tests.conftest import MigratedDB
-from tests.support import bearer, create_user
+from tests.support import bearer, create_user, wait_for
 
 POOL_MAX = 3
 
@@ -30,14 +29,6 @@ async def app_pair(app_settings: Any) -> AsyncIterator[tuple[Any, httpx.AsyncCli
     cfg = dataclasses.replace(app_settings, pool_min_size=1, pool_max_size=POOL_MAX)
     async with app_client(cfg) as pair:
         yield pair
-
-
-async def _wait_for(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def test_connection_lost_during_commit_is_503_outcome_unknown(
@@ -68,7 +59,7 @@ async def test_connection_lost_during_commit_is_503_outcome_unknown(
             await db.owner.execute("SELECT pg_terminate_backend($1)", row["pid"])
         return bool(rows)
 
-    await _wait_for(in_commit, "the request's COMMIT to run the deferred trigger")
+    await wait_for(in_commit, "the request's COMMIT to run the deferred trigger", timeout=10.0)
     response = await asyncio.wait_for(request, timeout=20)
     error = assert_error(response, 503, "database_unavailable")
     assert "unknown" in error["message"]
@@ -143,7 +134,7 @@ async def test_client_aborts_at_random_points_leave_the_pool_idle(
             b["state"] == "idle" for b in backends
         )
 
-    await _wait_for(settled, "the pool to be idle after the aborts")
+    await wait_for(settled, "the pool to be idle after the aborts", timeout=10.0)
     backends = await centrid_backends(db.owner)
     assert [b for b in backends if b["state"] == "idle in transaction"] == []
     assert len(backends) <= POOL_MAX

@@ -33,9 +33,8 @@ from tests.process_support import (
     embedded_env,
     running_embedded_dsn,
     start_server,
-    wait_for,
 )
-from tests.support import REPO, create_user
+from tests.support import REPO, create_user, wait_for
 
 
 @pytest.fixture(scope="module")

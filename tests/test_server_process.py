@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_JWT_SECRET, MigratedDB
-from tests.process_support import ServerProcess, start_server, wait_for
-from tests.support import bearer, create_user
+from tests.process_support import ServerProcess, start_server
+from tests.support import bearer, create_user, wait_for
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, serv
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'centrid' "
                     "AND datname = current_database() AND wait_event_type = 'Lock'"))
 
-            await wait_for(blocked, "the in-flight request to block on the lock")
+            await wait_for(blocked, "the in-flight request to block on the lock", timeout=10.0)
             server.proc.send_signal(signal.SIGTERM)
 
             async def refused() -> bool:
@@ -95,7 +95,7 @@ async def test_server_process_serves_logs_and_stops_cleanly(db: MigratedDB, serv
                 except OSError:
                     return True
 
-            await wait_for(refused, "the server to stop accepting connections")
+            await wait_for(refused, "the server to stop accepting connections", timeout=10.0)
         finally:
             await tx.rollback()
             await blocker.close()
