@@ -2,10 +2,10 @@
 
 from piccolo.conf.apps import AppRegistry
 
-from centrid.database import make_engine
+from centrid.db.engine import make_engine
 
 # In a `piccolo migrations forwards|backwards` process the engine serializes
-# the whole run with an advisory lock (see centrid.database.CentridEngine).
+# the whole run with an advisory lock (see centrid.db.engine.CentridEngine).
 DB = make_engine()
 
 APP_REGISTRY = AppRegistry(

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 
 from centrid.api.app import create_app
 from centrid.config import settings
-from centrid.embedded import EmbeddedError
+from centrid.db.embedded import EmbeddedError
 from centrid.logs import configure_logging
 
 configure_logging(settings().log_level)

@@ -55,8 +55,8 @@ import asyncpg
 
 from ceiling_data import VOCABULARY, BenchData, delete_posted, ensure_data, server_for
 from common import REPO, command_line, emit, loadavg, log, machine_facts, now_utc
-from centrid.database import AUTHENTICATOR_ROLE, with_user
-from centrid.scope.tokens import mint_token
+from centrid.db.engine import AUTHENTICATOR_ROLE, with_user
+from centrid.request.tokens import mint_token
 
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent

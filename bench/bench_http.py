@@ -9,7 +9,7 @@ then documents from generate_series). The real service then starts as its
 own process, `python server.py` from the repository root, with DATABASE_URL
 pointing at that database, a free port on 127.0.0.1, CENTRID_JWT_SECRET,
 a temporary CENTRID_DATA_DIR and CENTRID_POOL_MAX_SIZE from --pool-max-size.
-Tokens are minted with centrid.scope.tokens.mint_token, as Supabase would
+Tokens are minted with centrid.request.tokens.mint_token, as Supabase would
 issue them. An httpx.AsyncClient in this process then sends, at each
 concurrency level, a bounded number of requests per scenario:
 
@@ -72,8 +72,8 @@ from common import (
     percentile,
     scratch_database,
 )
-from centrid.database import with_user  # after common, which puts the repository on sys.path
-from centrid.scope.tokens import mint_token
+from centrid.db.engine import with_user  # after common, which puts the repository on sys.path
+from centrid.request.tokens import mint_token
 
 HOST = "127.0.0.1"  # the only address this script sends requests to
 
@@ -556,7 +556,7 @@ async def run(args: argparse.Namespace) -> str:
         f"{final_documents - args.users * args.documents:,} more (warm-up included).",
         f"- Client: one `httpx.AsyncClient` ({httpx.__version__}) in the benchmark process, HTTP/1.1 "
         "keep-alive, on the same 2-core machine as the service and PostgreSQL, so the figures are "
-        "a lower bound. Tokens minted with `centrid.scope.tokens.mint_token` (role "
+        "a lower bound. Tokens minted with `centrid.request.tokens.mint_token` (role "
         "`authenticated`); request *i* goes to user *i* mod "
         f"{args.users}. Per concurrency level *c*, *c* workers each send their next request as soon "
         f"as the last one answered, {args.requests:,} requests per scenario (at most "

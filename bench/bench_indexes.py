@@ -5,7 +5,7 @@ Loads 1,000,000 documents spread over 10,000 users (set-based SQL as the
 table owner: auth.users rows, whose trigger creates the profiles, then
 documents from generate_series, in batches), VACUUM ANALYZE, then, as an
 `authenticated` caller scoped exactly as a request is
-(centrid.scope.claims.enter_scope inside a transaction), runs EXPLAIN
+(centrid.request.claims.enter_scope inside a transaction), runs EXPLAIN
 (ANALYZE, BUFFERS) on the listings the API serves. The queries carry no
 `WHERE user_id`: row level security adds `user_id = (select auth.uid())`,
 which is the point. Each query is measured with three index sets:
@@ -53,7 +53,7 @@ from common import (
     now_utc,
     scratch_database,
 )
-from centrid.scope.claims import Caller, enter_scope  # after common, which puts the repository on sys.path
+from centrid.request.claims import Caller, enter_scope  # after common, which puts the repository on sys.path
 
 
 # --------------------------------------------------------------------------
@@ -348,7 +348,7 @@ async def run(args: argparse.Namespace) -> str:
         f"generate_series` in batches of {args.batch:,}: {loaded['documents_seconds']:.1f} s, "
         f"then VACUUM ANALYZE {loaded['vacuum_seconds']:.1f} s. `documents`: heap {loaded['heap']}, "
         f"indexes {loaded['indexes']}, total {loaded['total']}.",
-        f"- Caller: role `authenticated`, claims and role set by `centrid.scope.claims.enter_scope` "
+        f"- Caller: role `authenticated`, claims and role set by `centrid.request.claims.enter_scope` "
         f"in a transaction, as for an HTTP request; the caller owns {owned['total']} documents, "
         f"{owned['failed']} of them failed. The SQL has no `WHERE user_id`: row level security adds "
         "`user_id = (select auth.uid())` (the InitPlan in the plans below).",

@@ -47,7 +47,7 @@ from common import (
     now_utc,
     run_cli,
 )
-from centrid.database import with_database  # after common, which puts the repository on sys.path
+from centrid.db.engine import with_database  # after common, which puts the repository on sys.path
 
 CENTRID_TABLES = ("user_profiles", "documents", "document_chunks", "agent_requests", "agent_sessions", "usage_events")
 
@@ -164,7 +164,7 @@ async def in_process_runs(admin: asyncpg.Connection, server: Server, runs: int, 
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     from centrid.config import settings
-    from centrid.database import retarget
+    from centrid.db.engine import retarget
 
     out: dict[str, list[float]] = {}
     for i in range(0, runs + 1):

@@ -51,8 +51,8 @@ from retrieval_data import (
     vector_text,
 )
 
-from centrid.database import with_database
-from centrid.tables.documents import CHUNK_SECURITY
+from centrid.db.engine import with_database
+from centrid.schema.tables.documents import CHUNK_SECURITY
 
 DB_NAME = "centrid_bench_retrieval"
 LIMIT = 10
@@ -319,7 +319,7 @@ async def reference(
 async def run_service_search(engine: Any, caller: Any, body: dict[str, Any]) -> list[uuid.UUID]:
     """The service's own search code, in one transaction scoped as the caller."""
     from centrid.queries import search as sq
-    from centrid.scope.claims import enter_scope
+    from centrid.request.claims import enter_scope
 
     async with engine.transaction() as txn:
         await enter_scope(txn.connection, caller)
@@ -332,7 +332,7 @@ async def run_service_search(engine: Any, caller: Any, body: dict[str, Any]) -> 
 
 
 async def run_anchor(dsn: str, schema: str, caller: Any, vector: str) -> list[uuid.UUID]:
-    from centrid.scope.claims import enter_scope
+    from centrid.request.claims import enter_scope
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -348,9 +348,9 @@ async def measure_all(
     args: argparse.Namespace, bench: common.Bench, plan: Plan, dsn: str, info: dict[str, Any], reused: bool
 ) -> str:
     import piccolo_conf
-    from centrid.database import retarget
+    from centrid.db.engine import retarget
     from centrid.queries import search as sq
-    from centrid.scope.claims import Caller
+    from centrid.request.claims import Caller
 
     owner = await asyncpg.connect(dsn)
     schema = await vector_schema(owner)
@@ -422,7 +422,7 @@ async def measure_http(args: argparse.Namespace, plan: Plan, dsn: str, cells: di
     import httpx
     from bench_http import start_service, stop_service
 
-    from centrid.scope.tokens import mint_token
+    from centrid.request.tokens import mint_token
 
     # The loader migrated this database; the service must not try again
     # (its data may predate migrations written since).

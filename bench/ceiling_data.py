@@ -29,7 +29,7 @@ from pathlib import Path
 import asyncpg
 
 from common import REPO, Server, create_database, log, migrate, start_server
-from centrid.database import with_database
+from centrid.db.engine import with_database
 
 DATABASE = "centrid_bench_ceiling"
 DEFAULT_DATA_DIR = REPO / ".centrid-bench"

@@ -8,7 +8,7 @@ repository root on sys.path for `centrid`.
 
 The server: DATABASE_URL if set (a DSN with CREATEDB; the benchmarks create
 and drop their own databases beside the one named there), else an embedded
-PostgreSQL (centrid.embedded) in a temporary directory, or in --data-dir. Never the
+PostgreSQL (centrid.db.embedded) in a temporary directory, or in --data-dir. Never the
 system PostgreSQL on port 5432 by default, never the checkout's .centrid/.
 """
 
@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from centrid.database import describe_dsn, with_database  # noqa: E402
+from centrid.db.engine import describe_dsn, with_database  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -65,7 +65,7 @@ def start_server(data_dir: Path | None) -> Server:
     if directory == (REPO / ".centrid").resolve():
         raise SystemExit("refusing to use the developer's .centrid/ directory; pick another --data-dir")
     directory.mkdir(parents=True, exist_ok=True)
-    from centrid.embedded import embedded_dsn, release
+    from centrid.db.embedded import embedded_dsn, release
 
     dsn = embedded_dsn(directory)
 

@@ -19,7 +19,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("HTTP protocol (uvicorn: h11 / httptools)", ("h11", "httptools")),
     ("logging (access log line)", ("logging/", "centrid/logs")),
     ("Starlette routing / middleware", ("starlette/",)),
-    ("centrid request scope", ("centrid/scope",)),
+    ("centrid request scope", ("centrid/request",)),
     ("centrid handlers / queries", ("centrid/api", "centrid/queries")),
     ("asyncio / uvloop event loop", ("asyncio/", "uvloop")),
 )

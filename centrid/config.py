@@ -72,7 +72,7 @@ class Settings:
             max_batch_body_bytes=_int("CENTRID_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024),
             pool_min_size=_int("CENTRID_POOL_MIN_SIZE", 1),
             pool_max_size=_int("CENTRID_POOL_MAX_SIZE", 10),
-            # The admission queue's patience (centrid.scope.admission): about a client's timeout.
+            # The admission queue's patience (centrid.request.admission): about a client's timeout.
             pool_acquire_timeout=_float("CENTRID_POOL_ACQUIRE_TIMEOUT", 10.0),
             statement_timeout_ms=_int("CENTRID_STATEMENT_TIMEOUT_MS", 15000),
             # asyncpg's named prepared statement cache; 0 behind PgBouncer in
@@ -80,7 +80,7 @@ class Settings:
             statement_cache_size=_int("CENTRID_STATEMENT_CACHE_SIZE", 100),
             log_level=os.environ.get("CENTRID_LOG_LEVEL", "").strip().upper() or "WARNING",
             admin_secure_cookies=_flag("CENTRID_ADMIN_SECURE_COOKIES", False),
-            # Verified tokens kept until their exp (centrid.scope.tokens.TokenCache); 0 turns it off.
+            # Verified tokens kept until their exp (centrid.request.tokens.TokenCache); 0 turns it off.
             token_cache_size=_int("CENTRID_TOKEN_CACHE_SIZE", 10_000),
             # Processes `python server.py` serves with (uvicorn's --workers).
             workers=_int("CENTRID_WORKERS", 1),

@@ -4,7 +4,7 @@ What is recorded, and where:
 
 - requests by route template (never the raw path: ids would make every
   request its own series), method and status, and their latency, recorded
-  by the access-log middleware (centrid.scope.access) at the end of each
+  by the access-log middleware (centrid.request.access_log) at the end of each
   request - no middleware layer of its own;
 - database errors by kind: the exception class of a database error the API
   mapped, or `unavailable` for any other 503 (connection lost, pool

@@ -8,7 +8,7 @@ from centrid.commands.check import check
 from centrid.commands.new_migration import new_migration
 from centrid.commands.users import create_user, token
 
-from centrid.tables import TABLE_CLASSES
+from centrid.schema.tables import TABLE_CLASSES
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 

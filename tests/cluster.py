@@ -2,7 +2,7 @@
 
 CENTRID_TEST_DATABASE_URL if set (a superuser DSN); else a testcontainers
 PostgreSQL with pgvector (the `pgvector/pgvector:pg18` image) when a Docker
-engine answers; else the embedded PostgreSQL (centrid.embedded) in a
+engine answers; else the embedded PostgreSQL (centrid.db.embedded) in a
 throwaway directory. Each test then gets its own database cloned from a
 template that `piccolo migrations forwards all` migrated once per session.
 """
@@ -71,7 +71,7 @@ def start_cluster() -> Cluster:
         return Cluster(container.get_connection_url(), "testcontainers", container.stop)
     from pathlib import Path
 
-    from centrid.embedded import embedded_dsn, release
+    from centrid.db.embedded import embedded_dsn, release
 
     directory = Path(tempfile.mkdtemp(prefix="centrid-test-"))
     dsn = embedded_dsn(directory)

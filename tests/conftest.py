@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from centrid.database import with_database
+from centrid.db.engine import with_database
 from tests.cluster import Cluster, start_cluster
 from tests.support import run_piccolo
 
@@ -92,7 +92,7 @@ async def db(cluster: Cluster, template_dsn: str) -> AsyncIterator[MigratedDB]:
     """A fresh, fully migrated database for one test; the Piccolo engine
     points at it for the test's duration."""
     import piccolo_conf
-    from centrid.database import retarget
+    from centrid.db.engine import retarget
 
     name = f"centrid_test_{uuid.uuid4().hex[:10]}"
     dsn = await create_database(cluster, name, template=TEMPLATE)
@@ -115,7 +115,7 @@ AUTHENTICATOR_TEST_PASSWORD = "centrid-authenticator-test-only"
 
 
 def authenticator_dsn(dsn: str) -> str:
-    from centrid.database import AUTHENTICATOR_ROLE, with_user
+    from centrid.db.engine import AUTHENTICATOR_ROLE, with_user
 
     return with_user(dsn, AUTHENTICATOR_ROLE, AUTHENTICATOR_TEST_PASSWORD)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from centrid.scope.claims import Caller, Role, enter_scope
+from centrid.request.claims import Caller, Role, enter_scope
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ async def fetch_as(dsn: str, role: Role, sub: str | None, sql: str, *args: Any) 
 
 def bearer(user_id: str | None, role: str = "authenticated", ttl: int = 600, secret: str | None = None) -> dict[str, str]:
     """Authorization header with a token as Supabase would issue it."""
-    from centrid.scope.tokens import mint_token
+    from centrid.request.tokens import mint_token
     from tests.conftest import TEST_JWT_SECRET
 
     return {"Authorization": f"Bearer {mint_token(user_id, role, secret or TEST_JWT_SECRET, ttl_seconds=ttl)}"}

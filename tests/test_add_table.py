@@ -23,8 +23,8 @@ NOTES_MODULE = '''\
 from piccolo.columns import UUID, Text
 from piccolo.table import Table
 
-from centrid.security.declarations import Grant, TableSecurity, owned_by_caller, owner_policies, service_grants
-from centrid.tables.columns import created_at, owner, updated_at
+from centrid.schema.security import Grant, TableSecurity, owned_by_caller, owner_policies, service_grants
+from centrid.schema.tables.columns import created_at, owner, updated_at
 
 
 class Note(Table, tablename="notes"):
@@ -49,7 +49,7 @@ NOTE_SECURITY = TableSecurity(
 '''
 
 REGISTER_CLASS = """
-from centrid.tables.notes import NOTE_SECURITY, Note  # noqa: E402
+from centrid.schema.tables.notes import NOTE_SECURITY, Note  # noqa: E402
 
 TABLE_CLASSES = [*TABLE_CLASSES, Note]
 """
@@ -104,15 +104,15 @@ async def test_add_a_table(tmp_path: Path, empty_dsn: str) -> None:
     assert where.stdout.split() == [str(project / "centrid" / "__init__.py"), str(project / "piccolo_conf.py")]
 
     # 1. The class and its security, beside each other.
-    (project / "centrid" / "tables" / "notes.py").write_text(NOTES_MODULE)
-    init = project / "centrid" / "tables" / "__init__.py"
+    (project / "centrid" / "schema" / "tables" / "notes.py").write_text(NOTES_MODULE)
+    init = project / "centrid" / "schema" / "tables" / "__init__.py"
 
     # A class registered without its declaration: nothing is written.
     init.write_text(init.read_text() + REGISTER_CLASS)
     before = migration_files(project)
     result = run_piccolo(["centrid", "new_migration"], empty_dsn, cwd=project)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "notes: expected a TableSecurity declaration (centrid.tables.SECURITY), found none" in result.stdout
+    assert "notes: expected a TableSecurity declaration (centrid.schema.tables.SECURITY), found none" in result.stdout
     assert migration_files(project) == before
 
     # 2. Both registered.
@@ -125,7 +125,7 @@ async def test_add_a_table(tmp_path: Path, empty_dsn: str) -> None:
     assert len(new) == 2, out
     auto, security = (migrations / name for name in new)
     auto_text = auto.read_text()
-    assert "from centrid.migrating import SerializedMigrationManager as MigrationManager" in auto_text
+    assert "from centrid.db.migrations import SerializedMigrationManager as MigrationManager" in auto_text
     assert 'tablename="notes"' in auto_text
     sec = constants(security)
     assert str(sec["ID"]) > str(constants(auto)["ID"])
@@ -189,7 +189,7 @@ async def test_add_a_table(tmp_path: Path, empty_dsn: str) -> None:
 
     # Changing the declaration: only `notes` is re-rendered, old backwards
     # SQL first, and backwards restores exactly the previous state.
-    notes = project / "centrid" / "tables" / "notes.py"
+    notes = project / "centrid" / "schema" / "tables" / "notes.py"
     notes.write_text(
         notes.read_text()
         .replace("import Grant,", "import GeneratedTsvector, Grant, Index,")

@@ -7,9 +7,9 @@ import pytest
 from piccolo.columns import UUID, Text
 from piccolo.table import Table
 
-from centrid.drift import Difference, declaration_problems, find_drift
-from centrid.security.declarations import TableSecurity
-from centrid.tables import SECURITY, TABLE_CLASSES
+from centrid.schema.drift import Difference, declaration_problems, find_drift
+from centrid.schema.security import TableSecurity
+from centrid.schema.tables import SECURITY, TABLE_CLASSES
 from tests.conftest import MigratedDB
 from tests.support import run_piccolo
 
@@ -224,17 +224,17 @@ async def test_table_without_declaration_is_reported(db: MigratedDB) -> None:
     diffs = await find_drift(db.owner, [*TABLE_CLASSES, Scratch], SECURITY)
     assert diffs == [
         Difference(
-            "drift_scratch", "declaration", "", "a TableSecurity declaration (centrid.tables.SECURITY)", "none"
+            "drift_scratch", "declaration", "", "a TableSecurity declaration (centrid.schema.tables.SECURITY)", "none"
         )
     ]
     assert str(diffs[0]) == (
-        "drift_scratch: expected a TableSecurity declaration (centrid.tables.SECURITY), found none"
+        "drift_scratch: expected a TableSecurity declaration (centrid.schema.tables.SECURITY), found none"
     )
     # Not created at all: both the declaration and the table are reported.
     await db.owner.execute("DROP TABLE public.drift_scratch")
     diffs = await find_drift(db.owner, [*TABLE_CLASSES, Scratch], SECURITY)
     assert [str(d) for d in diffs] == [
-        "drift_scratch: expected a TableSecurity declaration (centrid.tables.SECURITY), found none",
+        "drift_scratch: expected a TableSecurity declaration (centrid.schema.tables.SECURITY), found none",
         "drift_scratch: expected table, found none",
     ]
 
@@ -252,7 +252,7 @@ async def test_broken_declaration_is_reported_not_raised(db: MigratedDB) -> None
     """A declared expression PostgreSQL rejects is itself a difference."""
     from dataclasses import replace
 
-    from centrid.security.declarations import Policy
+    from centrid.schema.security import Policy
 
     docs = next(s for s in SECURITY if s.tablename == "documents")
     bad = replace(docs, policies=(*docs.policies, Policy("documents_bad", "SELECT", ("authenticated",), using="no_such_column = 1")))

@@ -33,7 +33,7 @@ async def unmigrated(cluster: Cluster, template_dsn: str, empty_dsn: str) -> Asy
     (the app migrates and serves through that engine). `template_dsn`: the
     cluster-wide roles exist, with the test password of the request login."""
     import piccolo_conf
-    from centrid.database import retarget
+    from centrid.db.engine import retarget
 
     engine = piccolo_conf.DB
     if engine.pool is not None:

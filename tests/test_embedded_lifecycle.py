@@ -1,7 +1,7 @@
 """The embedded PostgreSQL's lifecycle, with real processes sharing one data directory.
 
 Each "user" below is a separate Python process that joins the embedded
-server the way piccolo_conf does (centrid.embedded.embedded_dsn) and then
+server the way piccolo_conf does (centrid.db.embedded.embedded_dsn) and then
 waits to be told to exit, or is killed. The module's tests share one data
 directory (one initdb) and each leaves the server stopped.
 """
@@ -20,8 +20,8 @@ import asyncpg
 import psutil
 import pytest
 
-from centrid.embedded import VersionMismatch, binaries_version, embedded_dsn, postgres_processes, release
-from centrid.embedded.cluster import Cluster
+from centrid.db.embedded import VersionMismatch, binaries_version, embedded_dsn, postgres_processes, release
+from centrid.db.embedded.cluster import Cluster
 from tests.cluster import Cluster as SuiteCluster
 from tests.support import REPO
 
@@ -29,7 +29,7 @@ USER = """
 import logging, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-from centrid.embedded import embedded_dsn
+from centrid.db.embedded import embedded_dsn
 print(embedded_dsn(Path(sys.argv[1])), flush=True)
 sys.stdin.readline()
 """
@@ -250,7 +250,7 @@ def test_the_server_refuses_an_old_data_directory_in_one_log_line(tmp_path: Path
 async def test_a_killed_postmaster_is_started_again_for_its_users(data_dir: Path) -> None:
     """What a user does after the database crashed under it (and what any
     newly joining process does): start it again, same DSN, data kept."""
-    from centrid.embedded import ensure_running
+    from centrid.db.embedded import ensure_running
 
     dsn = embedded_dsn(data_dir)
     try:

@@ -4,7 +4,7 @@ request's identity never outlives its transaction.
 The server opens its pool with asyncpg `server_settings={"role": "anon"}`:
 the login role may assume every API role, but a session starts as anon.
 Each request sets its role and claims with `set_config(..., is_local =>
-true)` (centrid.scope.claims), so they end with the transaction.
+true)` (centrid.request.claims), so they end with the transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Union
 import asyncpg
 import pytest
 
-from centrid.scope.claims import Caller, enter_scope
+from centrid.request.claims import Caller, enter_scope
 from tests.conftest import MigratedDB
 from tests.rls_support import DENIED, SIX_TABLES, World, module_db, outcome, seed_world
 
@@ -223,7 +223,7 @@ async def test_pool_reset_after_a_scoped_transaction_is_anon(world: World) -> No
 
 
 async def test_server_pool_starts_anon_and_undoes_a_session_level_role(world: World) -> None:
-    """The server's own pool (centrid.scope.pool): connections start as
+    """The server's own pool (centrid.db.pool): connections start as
     anon, and its reset (RESET ALL; RESET ROLE) returns even a session-level
     SET ROLE to anon before the next request gets the connection."""
     from dataclasses import replace
@@ -231,7 +231,7 @@ async def test_server_pool_starts_anon_and_undoes_a_session_level_role(world: Wo
     from piccolo.engine.postgres import PostgresEngine
 
     from centrid.config import Settings
-    from centrid.scope.pool import close_pool, open_pool
+    from centrid.db.pool import close_pool, open_pool
 
     engine = PostgresEngine(config={"dsn": world.dsn}, extensions=())
     await open_pool(engine, replace(Settings.from_env(), pool_min_size=1, pool_max_size=1))

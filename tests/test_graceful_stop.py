@@ -25,9 +25,9 @@ import httpx
 import psutil
 import pytest
 
-from centrid.embedded import binaries_version, embedded_dsn, postgres_processes, release
-from centrid.embedded.cluster import Cluster
-from centrid.scope.tokens import mint_token
+from centrid.db.embedded import binaries_version, embedded_dsn, postgres_processes, release
+from centrid.db.embedded.cluster import Cluster
+from centrid.request.tokens import mint_token
 from tests.process_support import (
     ServerProcess,
     embedded_env,

@@ -195,7 +195,7 @@ def add_migration(root: Path, migration_id: str, steps: list[str], description: 
         '''\
         """{description} (written by tests/test_migrations.py)"""
 
-        from centrid.migrating import SerializedMigrationManager, sql_step
+        from centrid.db.migrations import SerializedMigrationManager, sql_step
 
         ID = "{migration_id}"
         VERSION = "1.38.0"

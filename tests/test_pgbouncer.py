@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import asyncpg
 import pytest
 
-from centrid.database import AUTHENTICATOR_ROLE
+from centrid.db.engine import AUTHENTICATOR_ROLE
 from tests.api_support import DOC, app_client, assert_only_callers_rows, seed_callers, service
 from tests.conftest import AUTHENTICATOR_TEST_PASSWORD, MigratedDB
 from tests.support import SIX_TABLES, bearer, create_user
@@ -242,7 +242,7 @@ async def bouncer(db: MigratedDB, tmp_path: Path) -> AsyncIterator[Bouncer]:
         yield b
 
 
-# What the app's pool sends at startup (centrid.scope.pool.open_pool).
+# What the app's pool sends at startup (centrid.db.pool.open_pool).
 POOL_STARTUP = {"role": "anon", "application_name": "centrid"}
 
 _LEFTOVERS_SQL = """

@@ -3,7 +3,7 @@
 tests/test_fail_closed.py proves the mechanism (a session that starts as
 `anon`, identity set LOCAL) on connections it builds by hand. Here the
 connections come from the pool exactly as the server opens it
-(`centrid.scope.pool.open_pool` with the test settings, whose request login
+(`centrid.db.pool.open_pool` with the test settings, whose request login
 is `centrid_authenticator`), and after real requests through the app: outside
 a request scope they see no user rows, cannot become the owner, and a
 request leaves nothing of its identity behind on its connection.
@@ -21,7 +21,7 @@ import httpx
 import pytest
 from piccolo.engine.postgres import PostgresEngine
 
-from centrid.scope.pool import close_pool, open_pool
+from centrid.db.pool import close_pool, open_pool
 from tests.api_support import DOC, app_client, service
 from tests.conftest import MigratedDB
 from tests.rls_support import World, seed_world

@@ -25,11 +25,11 @@ from centrid.api.db_errors import map_database_error
 from centrid.config import Settings
 from centrid.errors import ApiError, error_body
 from centrid.queries.rows import InvalidCursor, decode_cursor, encode_cursor
-from centrid.scope.claims import ANON
-from centrid.scope.tokens import InvalidToken, caller_from_authorization, mint_token
-from centrid.security.declarations import ALL_ROLES, CURRENT_UID, Policy, TableSecurity
-from centrid.security.render import policy_sql, security_sql, table_backwards_sql, table_forwards_sql
-from centrid.tables import SECURITY
+from centrid.request.claims import ANON
+from centrid.request.tokens import InvalidToken, caller_from_authorization, mint_token
+from centrid.schema.security import ALL_ROLES, CURRENT_UID, Policy, TableSecurity
+from centrid.schema.render import policy_sql, security_sql, table_backwards_sql, table_forwards_sql
+from centrid.schema.tables import SECURITY
 from tests.api_support import DROP, forge, user_claims
 
 SECRET = "pure-logic-test-secret-" + "0123456789" * 5  # 73 bytes: long enough for HS512 too

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from centrid.scope.claims import Caller, enter_scope
+from centrid.request.claims import Caller, enter_scope
 from tests.conftest import MigratedDB, authenticator_dsn
 from tests.support import bearer, create_user
 

@@ -22,11 +22,11 @@ from piccolo.engine.postgres import PostgresTransaction
 
 from centrid.api import models
 from centrid.api.app import create_app
-from centrid.scope.admission import Admission, Overloaded
-from centrid.scope.claims import Caller, begin_scope, sql_literal
-from centrid.scope.pool import COMMIT_AND_RESET_SQL, close_pool, mark_reset, open_pool
-from centrid.scope.tokens import InvalidToken, TokenCache, mint_token
-from centrid.tables import Document
+from centrid.request.admission import Admission, Overloaded
+from centrid.request.claims import Caller, begin_scope, sql_literal
+from centrid.db.pool import COMMIT_AND_RESET_SQL, close_pool, mark_reset, open_pool
+from centrid.request.tokens import InvalidToken, TokenCache, mint_token
+from centrid.schema.tables import Document
 from tests.conftest import TEST_JWT_SECRET, MigratedDB
 from tests.support import bearer, create_user
 
@@ -225,7 +225,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr("centrid.scope.admission.time.perf_counter", fake)
+    monkeypatch.setattr("centrid.request.admission.time.perf_counter", fake)
     return fake
 
 

@@ -9,8 +9,8 @@ import subprocess
 
 import asyncpg
 
-from centrid.drift import find_drift
-from centrid.tables import SECURITY, TABLE_CLASSES
+from centrid.schema.drift import find_drift
+from centrid.schema.tables import SECURITY, TABLE_CLASSES
 from tests.conftest import MigratedDB
 from tests.support import REPO, run_piccolo
 
@@ -76,7 +76,7 @@ async def test_check_reports_an_old_or_missing_extension(db: MigratedDB) -> None
 # made unreachable, as on a server that lacks it.
 _UNREACHABLE_PGVECTOR = """
 import dataclasses, sys
-import centrid.security.render as render
+import centrid.schema.render as render
 _declared = render.declared_extensions
 render.declared_extensions = lambda tables: [dataclasses.replace(e, min_version="99.0") for e in _declared(tables)]
 sys.argv = ["piccolo", "migrations", "forwards", "all"]

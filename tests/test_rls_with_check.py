@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from centrid.scope.claims import Caller, enter_scope
+from centrid.request.claims import Caller, enter_scope
 from tests.conftest import MigratedDB
 from tests.rls_support import DENIED, RLS, World, module_db, outcome, seed_world
 

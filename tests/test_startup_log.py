@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from centrid.config import settings
-from centrid.scope.secret import jwt_secret
+from centrid.request.secret import jwt_secret
 from tests.conftest import MigratedDB
 
 

@@ -8,7 +8,7 @@ from centrid.api import models
 from centrid.api.http import Endpoint
 from centrid.api.params import AgentRequestQuery, PageQuery
 from centrid.api.resources import Resource
-from centrid.tables import AgentRequest, AgentSession
+from centrid.schema.tables import AgentRequest, AgentSession
 
 
 def _request_filters(q: AgentRequestQuery) -> list[Combinable]:

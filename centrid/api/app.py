@@ -26,12 +26,12 @@ from centrid.api.db_errors import load_column_privileges, map_database_error
 from centrid.api.http import Endpoint, Handler, caller_of, json_response
 from centrid.api.openapi import build_openapi
 from centrid.config import Settings, settings
-from centrid.database import describe_dsn
+from centrid.db.engine import describe_dsn
 from centrid.errors import DATABASE_DOWN, ApiError, error_response, unauthorized
-from centrid.scope.access import AccessLogMiddleware
-from centrid.scope.middleware import RequestScopeMiddleware
-from centrid.scope.pool import close_pool, login_risk, open_pool
-from centrid.scope.secret import jwt_secret
+from centrid.request.access_log import AccessLogMiddleware
+from centrid.request.middleware import RequestScopeMiddleware
+from centrid.db.pool import close_pool, login_risk, open_pool
+from centrid.request.secret import jwt_secret
 
 log = logging.getLogger("centrid.server")
 
@@ -95,7 +95,7 @@ async def apply_migrations() -> None:
     exists, so it uses the DSN's own (owner) role."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    from centrid.migrating import migration_run_lock
+    from centrid.db.migrations import migration_run_lock
 
     output = io.StringIO()
     async with migration_run_lock(_engine().config["dsn"]):
@@ -148,7 +148,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         if cfg.database_url is None:
             # Held for the app's lifetime (a no-op when the import already
             # joined); the same socket, so the engine's DSN stays valid.
-            from centrid.embedded import embedded_dsn
+            from centrid.db.embedded import embedded_dsn
 
             embedded_dsn(cfg.data_dir)
         secret = jwt_secret(cfg)
@@ -179,7 +179,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             if cfg.database_url is None:
                 # Leave the embedded PostgreSQL now, not only at exit: the last
                 # user stops it, and a process may be killed after this point.
-                from centrid.embedded import release
+                from centrid.db.embedded import release
 
                 release(cfg.data_dir)
 
@@ -274,6 +274,6 @@ def create_app(cfg: Settings | None = None) -> Starlette:
 
 
 def _admin_app(cfg: Settings) -> Any:
-    from centrid.admin import create_admin_app
+    from centrid.api.admin import create_admin_app
 
     return create_admin_app(cfg)

@@ -12,7 +12,7 @@ from centrid.api.http import Endpoint, json_response, parse_query
 from centrid.api.params import DocumentQuery, SearchQuery
 from centrid.api.resources import Resource
 from centrid.errors import not_found
-from centrid.tables import Document, DocumentChunk
+from centrid.schema.tables import Document, DocumentChunk
 
 
 def _document_filters(q: DocumentQuery) -> list[Combinable]:

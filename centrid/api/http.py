@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from centrid.errors import bad_request, validation_error
 from centrid.queries.compiled import dumps
-from centrid.scope.claims import ANON, Caller
+from centrid.request.claims import ANON, Caller
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")

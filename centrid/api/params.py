@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from centrid.api.models import AgentType, ProcessingStatus, RequestStatus, Timestamp, _NO_NUL, _no_nul
+from centrid.api.fields import _NO_NUL, Timestamp, _no_nul
+from centrid.api.models import AgentType, ProcessingStatus, RequestStatus
 
 SearchText = Annotated[str, Field(min_length=1, max_length=1000, json_schema_extra=_NO_NUL), AfterValidator(_no_nul)]
 Cursor = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")]

@@ -15,7 +15,7 @@ from centrid.api import models
 from centrid.api.http import Endpoint, caller_of, json_response, parse_body
 from centrid.errors import not_found, unauthorized
 from centrid.queries.rows import select_one, update_where
-from centrid.tables import UserProfile
+from centrid.schema.tables import UserProfile
 
 
 def _mine(request: Request) -> Combinable:

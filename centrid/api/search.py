@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from starlette.requests import Request
 from starlette.responses import Response
 
-from centrid.api import models
+from centrid.api import fields, models
 from centrid.api.documents import MAX_CHUNKS_PER_REQUEST, _visible_document
 from centrid.api.http import Endpoint, _details, caller_of, parse_query, read_json
 from centrid.api.params import Query, SearchText
@@ -159,20 +159,20 @@ _SEARCH_VARIANTS: dict[str, Any] = {
 
 
 class SearchRequest(BaseModel):
-    """Every field may be left out but none may be null (models.OMITTED)."""
+    """Every field may be left out but none may be null (fields.OMITTED)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_SEARCH_VARIANTS)
 
-    q: Annotated[SearchText, Field(description="Keyword query (web search syntax).")] = models.OMITTED
-    embedding: Annotated[models.Embedding, Field(description="Query vector.")] = models.OMITTED
+    q: Annotated[SearchText, Field(description="Keyword query (web search syntax).")] = fields.OMITTED
+    embedding: Annotated[fields.Embedding, Field(description="Query vector.")] = fields.OMITTED
     mode: Annotated[
         Literal["keyword", "semantic", "hybrid"],
         Field(description="Default: hybrid when both q and embedding are given, else the one given."),
-    ] = models.OMITTED
-    limit: models.Limit = 10
+    ] = fields.OMITTED
+    limit: fields.Limit = 10
     document_ids: Annotated[
         list[uuid.UUID], Field(max_length=1000, description="Only these documents (of the caller's).")
-    ] = models.OMITTED
+    ] = fields.OMITTED
 
     @model_validator(mode="after")
     def _mode_fits(self) -> SearchRequest:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from centrid.api import models
 from centrid.api.http import Endpoint, caller_of, json_response
-from centrid.tables import TABLE_CLASSES
+from centrid.schema.tables import TABLE_CLASSES
 
 _COUNTS_SQL = "SELECT " + ", ".join(
     f'(SELECT count(*) FROM "{t._meta.tablename}") AS "{t._meta.tablename}"' for t in TABLE_CLASSES

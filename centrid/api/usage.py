@@ -10,7 +10,7 @@ from centrid.api import models
 from centrid.api.http import Endpoint, json_response, parse_query
 from centrid.api.params import SummaryQuery, UsageEventQuery
 from centrid.api.resources import Resource
-from centrid.tables import UsageEvent
+from centrid.schema.tables import UsageEvent
 
 
 def _usage_filters(q: UsageEventQuery) -> list[Combinable]:

@@ -2,7 +2,7 @@
 
 Compares the database behind the configured engine (piccolo_conf.DB, i.e.
 DATABASE_URL or the embedded server, as the owner role) with the centrid
-table classes and their security declarations (see centrid.drift). Exits 0
+table classes and their security declarations (see centrid.schema.drift). Exits 0
 and prints one OK line when they match; otherwise prints each difference on
 its own line and exits 1. Never changes the database.
 """
@@ -14,7 +14,7 @@ import sys
 from piccolo.conf.apps import Finder
 from piccolo.engine.postgres import PostgresEngine
 
-from centrid.drift import Difference, find_drift
+from centrid.schema.drift import Difference, find_drift
 
 
 async def collect() -> list[Difference]:
@@ -25,7 +25,7 @@ async def collect() -> list[Difference]:
         raise RuntimeError("piccolo centrid check needs a PostgreSQL engine in piccolo_conf")
     app = finder.get_app_config("centrid")
     # Imported here so that the project's own registration is what counts.
-    from centrid.tables import SECURITY
+    from centrid.schema.tables import SECURITY
 
     others = [
         t._meta.tablename

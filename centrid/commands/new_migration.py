@@ -4,7 +4,7 @@
    TableSecurity declaration (or a declaration has no registered class).
 2. Runs Piccolo's auto migration for the centrid app (what
    `piccolo migrations new centrid --auto` does) and rewrites the file to
-   use SerializedMigrationManager (centrid.migrating).
+   use SerializedMigrationManager (centrid.db.migrations).
 3. Writes a security migration for the tables whose declarations changed.
    Every security migration carries SECURITY_SNAPSHOT, the rendered
    (forwards, backwards) SQL of every declared table at the time it was
@@ -33,8 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from centrid.security.declarations import TableSecurity
-from centrid.security.render import (
+from centrid.schema.security import TableSecurity
+from centrid.schema.render import (
     EXTENSION_KEY_PREFIX,
     SHARED_FUNCTIONS_BACKWARDS_SQL,
     SHARED_FUNCTIONS_SQL,
@@ -65,7 +65,7 @@ def serialize_migration_file(path: Path) -> bool:
     text = path.read_text()
     if "SerializedMigrationManager" in text or _IMPORT not in text:
         return False
-    text = text.replace(_IMPORT, "from centrid.migrating import SerializedMigrationManager as MigrationManager")
+    text = text.replace(_IMPORT, "from centrid.db.migrations import SerializedMigrationManager as MigrationManager")
     path.write_text(text)
     return True
 
@@ -247,7 +247,7 @@ declarations beside the table classes; the SQL is frozen here so this
 migration keeps its meaning when the declarations change later.
 """
 
-from centrid.migrating import SerializedMigrationManager, sql_step
+from centrid.db.migrations import SerializedMigrationManager, sql_step
 
 ID = "{migration_id}"
 VERSION = "1.38.0"
@@ -359,15 +359,15 @@ async def new_migration(desc: str = "", auto_input: str = "") -> None:
     """
     from piccolo.conf.apps import Finder
 
-    from centrid.drift import declaration_problems
-    from centrid.tables import SECURITY
+    from centrid.schema.drift import declaration_problems
+    from centrid.schema.tables import SECURITY
 
     app_config = Finder().get_app_config("centrid")
     problems = declaration_problems(app_config.table_classes, SECURITY)
     if problems:
         for problem in problems:
             print(problem)
-        print("Nothing written: every table class needs its TableSecurity, registered in centrid/tables/__init__.py.")
+        print("Nothing written: every table class needs its TableSecurity, registered in centrid/schema/tables/__init__.py.")
         sys.exit(1)
 
     directory = Path(app_config.resolved_migrations_folder_path)

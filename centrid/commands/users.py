@@ -8,9 +8,9 @@ import uuid
 
 import orjson
 
-from centrid.scope.secret import jwt_secret
-from centrid.scope.tokens import mint_token
-from centrid.tables.auth import AuthUser
+from centrid.request.secret import jwt_secret
+from centrid.request.tokens import mint_token
+from centrid.schema.tables.auth import AuthUser
 
 
 async def create_user(email: str, name: str | None = None) -> None:

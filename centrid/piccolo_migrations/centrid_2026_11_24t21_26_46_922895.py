@@ -7,7 +7,7 @@ backwards drops only objects with that comment. Roles are cluster-wide and
 may serve other databases, so they are never dropped.
 """
 
-from centrid.migrating import SerializedMigrationManager, sql_step
+from centrid.db.migrations import SerializedMigrationManager, sql_step
 
 ID = "2026-11-24T21:26:46:922895"
 VERSION = "1.38.0"
@@ -73,7 +73,7 @@ END
 $shim$;
 
 -- Piccolo records a migration after its transaction; ours record it inside
--- (centrid.migrating), so Piccolo's second insert must be dropped.
+-- (centrid.db.migrations), so Piccolo's second insert must be dropped.
 CREATE FUNCTION public.centrid_migration_dedup() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = ''

@@ -1,4 +1,4 @@
-from centrid.migrating import SerializedMigrationManager as MigrationManager
+from centrid.db.migrations import SerializedMigrationManager as MigrationManager
 from piccolo.columns.base import OnDelete
 from piccolo.columns.base import OnUpdate
 from piccolo.columns.column_types import ForeignKey

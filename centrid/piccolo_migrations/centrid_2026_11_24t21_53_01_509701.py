@@ -11,7 +11,7 @@ elsewhere an operator sets one (see README). Roles are cluster-wide and
 never dropped by backwards.
 """
 
-from centrid.migrating import SerializedMigrationManager, sql_step
+from centrid.db.migrations import SerializedMigrationManager, sql_step
 
 ID = "2026-11-24T21:53:01:509701"
 VERSION = "1.38.0"

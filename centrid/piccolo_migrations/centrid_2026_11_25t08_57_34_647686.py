@@ -1,5 +1,5 @@
-from centrid.migrating import SerializedMigrationManager as MigrationManager
-from centrid.migrating import sql_step
+from centrid.db.migrations import SerializedMigrationManager as MigrationManager
+from centrid.db.migrations import sql_step
 from piccolo.columns.column_types import Numeric
 from piccolo.columns.column_types import Real
 

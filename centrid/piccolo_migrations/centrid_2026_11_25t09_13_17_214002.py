@@ -5,7 +5,7 @@ declarations beside the table classes; the SQL is frozen here so this
 migration keeps its meaning when the declarations change later.
 """
 
-from centrid.migrating import SerializedMigrationManager, sql_step
+from centrid.db.migrations import SerializedMigrationManager, sql_step
 
 ID = "2026-11-25T09:13:17:214002"
 VERSION = "1.38.0"

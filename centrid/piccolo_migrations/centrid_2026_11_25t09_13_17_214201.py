@@ -1,5 +1,5 @@
-from centrid.migrating import SerializedMigrationManager as MigrationManager
-from centrid.tables.columns import Vector
+from centrid.db.migrations import SerializedMigrationManager as MigrationManager
+from centrid.schema.tables.columns import Vector
 from piccolo.columns.indexes import IndexMethod
 
 ID = "2026-11-25T09:13:17:214201"

@@ -5,7 +5,7 @@ JSON array: orjson writes it and reads it back, and asyncpg passes a
 parameter whose type it has no codec for (`vector`) as text. Measured
 (docs/BENCHMARKS.md, retrieval section): a registered binary codec sends
 1,000 vectors in 18 ms against 67 ms as text, but it must be registered on
-every pooled connection (the pool's `init`, centrid/scope/pool.py, outside
+every pooled connection (the pool's `init`, centrid/db/pool.py, outside
 this change): left as a follow-up.
 
 RLS and grants decide everything here: an UPDATE names only the document
@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from centrid.tables import DocumentChunk
+from centrid.schema.tables import DocumentChunk
 
 CHUNK_COLUMNS = (
     "c.id, c.document_id, c.chunk_index, c.content, c.section_title, c.created_at, "

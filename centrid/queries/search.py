@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from centrid.queries.chunks import vector_schema, vector_text
-from centrid.tables import DocumentChunk
+from centrid.schema.tables import DocumentChunk
 
 Mode = Literal["keyword", "semantic", "hybrid"]
 

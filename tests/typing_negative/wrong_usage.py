@@ -7,7 +7,7 @@ import uuid
 
 from centrid.api import models
 from centrid.queries.rows import select_one
-from centrid.tables import Document
+from centrid.schema.tables import Document
 
 
 async def misspelt_column() -> None:

@@ -7,7 +7,7 @@ it meant when it was written even after the declarations move on.
 
 from __future__ import annotations
 
-from centrid.security.declarations import ADMIN_ROLE, ALL_ROLES, Extension, Grant, Policy, TableSecurity
+from centrid.schema.security import ADMIN_ROLE, ALL_ROLES, Extension, Grant, Policy, TableSecurity
 
 # Tables that are not user data: Piccolo's migration ledger and the admin
 # login tables. No API role may reach them; the admin role may use its own.
@@ -86,7 +86,7 @@ def extension_forwards_sql(ext: Extension) -> str:
     by every API role. An installation that exists (Supabase's, or one an
     operator made in another schema) is used as it is: nothing of theirs is
     touched. The version is checked before any migration runs
-    (centrid.migrating.preflight)."""
+    (centrid.db.migrations.preflight)."""
     return (
         f"-- extension {ext.name} (>= {ext.min_version})\n"
         "DO $ext$\n"

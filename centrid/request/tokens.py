@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from centrid.scope.claims import ANON, Caller
+from centrid.request.claims import ANON, Caller
 
 ALGORITHM = "HS256"
 TOKEN_ROLES = ("anon", "authenticated", "service_role")

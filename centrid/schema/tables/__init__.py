@@ -1,12 +1,12 @@
 """The six tables, each module holding a class and the security beside it."""
 
-from centrid.security.declarations import TableSecurity
-from centrid.tables.agents import AgentRequest, AgentSession
-from centrid.tables.agents import REQUEST_SECURITY, SESSION_SECURITY
-from centrid.tables.auth import AuthUser
-from centrid.tables.documents import CHUNK_SECURITY, DOCUMENT_SECURITY, Document, DocumentChunk
-from centrid.tables.profiles import PROFILE_SECURITY, UserProfile
-from centrid.tables.usage import USAGE_SECURITY, UsageEvent
+from centrid.schema.security import TableSecurity
+from centrid.schema.tables.agents import AgentRequest, AgentSession
+from centrid.schema.tables.agents import REQUEST_SECURITY, SESSION_SECURITY
+from centrid.schema.tables.auth import AuthUser
+from centrid.schema.tables.documents import CHUNK_SECURITY, DOCUMENT_SECURITY, Document, DocumentChunk
+from centrid.schema.tables.profiles import PROFILE_SECURITY, UserProfile
+from centrid.schema.tables.usage import USAGE_SECURITY, UsageEvent
 
 # Order matters for creation: parents before children.
 TABLE_CLASSES = [UserProfile, Document, DocumentChunk, AgentRequest, AgentSession, UsageEvent]

@@ -8,8 +8,8 @@ from piccolo.columns import JSONB, UUID, Integer, Numeric, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from centrid.security.declarations import Grant, Index, TableSecurity, owned_by_caller, owner_policies, service_grants
-from centrid.tables.columns import created_at, owner
+from centrid.schema.security import Grant, Index, TableSecurity, owned_by_caller, owner_policies, service_grants
+from centrid.schema.tables.columns import created_at, owner
 
 
 class UsageEvent(Table, tablename="usage_events"):

@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from centrid.config import Settings
-from centrid.tables import TABLE_CLASSES, AuthUser, UsageEvent
+from centrid.schema.tables import TABLE_CLASSES, AuthUser, UsageEvent
 
 # ---------------------------------------------------------------------------
 # Tables as the admin sees them.

@@ -1,6 +1,6 @@
 """Which PostgreSQL we talk to, and the Piccolo engine for it.
 
-DATABASE_URL wins; without it the embedded server (centrid.embedded) is
+DATABASE_URL wins; without it the embedded server (centrid.db.embedded) is
 started. Every entry point (piccolo CLI, server, tests) comes through here so
 they always agree on the database.
 """
@@ -15,7 +15,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.querystring import QueryString
 
 from centrid.config import Settings, settings
-from centrid.embedded import embedded_dsn
+from centrid.db.embedded import embedded_dsn
 
 
 def resolve_dsn(cfg: Settings | None = None) -> str:
@@ -38,7 +38,7 @@ def describe_dsn(dsn: str) -> str:
 class CentridEngine(PostgresEngine):
     """Piccolo's PostgresEngine, plus: in a `piccolo migrations ...` CLI
     process, the first query takes the session-level migration run lock
-    (centrid.migrating) and holds it until the process exits, so two
+    (centrid.db.migrations) and holds it until the process exits, so two
     processes migrating at once run one after the other."""
 
     def __init__(self, config: dict[str, Any], *, hold_migration_lock: bool | None = None) -> None:
@@ -54,7 +54,7 @@ class CentridEngine(PostgresEngine):
             # what it will be by then (a wrapper may import piccolo_conf first).
             self.hold_migration_lock = is_migrations_cli(sys.argv)
         if self.hold_migration_lock and self._lock_connection is None:
-            from centrid.migrating import acquire_run_lock
+            from centrid.db.migrations import acquire_run_lock
 
             self._lock_connection = await acquire_run_lock(self.config["dsn"])
 

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centrid import metrics
 from centrid.logs import JsonEvent
-from centrid.scope.claims import Caller
-from centrid.scope.middleware import ClientDisconnected, request_header
+from centrid.request.claims import Caller
+from centrid.request.middleware import ClientDisconnected, request_header
 
 access_log = logging.getLogger("centrid.access")
 

@@ -14,7 +14,7 @@ That covers centrid's migrations. Piccolo's own steps before them (creating
 its `migration` table, the user and session_auth apps' migrations) are not
 serialized by Piccolo at all, so a whole run takes `migration_run_lock` too:
 the server around its in-process `forwards`, and the `piccolo migrations`
-CLI through `centrid.database.CentridEngine`. Different keys, so a process
+CLI through `centrid.db.engine.CentridEngine`. Different keys, so a process
 holding the run lock never waits on itself.
 
 Taking the run lock for a forwards run also runs the preflight: every
@@ -59,9 +59,9 @@ SELECT (SELECT extversion FROM pg_extension WHERE extname = $1) AS installed,
 async def preflight(conn: asyncpg.Connection) -> None:
     """Stop, before anything changes, when a required extension is missing
     or too old and no good-enough version can be installed."""
-    from centrid.security.declarations import version_tuple
-    from centrid.security.render import declared_extensions
-    from centrid.tables import SECURITY
+    from centrid.schema.security import version_tuple
+    from centrid.schema.render import declared_extensions
+    from centrid.schema.tables import SECURITY
 
     for ext in declared_extensions(SECURITY):
         row = await conn.fetchrow(_EXTENSION_STATE_SQL, ext.name)

@@ -8,8 +8,8 @@ from piccolo.columns import UUID, Integer, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from centrid.security.declarations import Grant, TableSecurity, owned_by_caller, owner_policies, service_grants
-from centrid.tables.columns import created_at, owner, updated_at
+from centrid.schema.security import Grant, TableSecurity, owned_by_caller, owner_policies, service_grants
+from centrid.schema.tables.columns import created_at, owner, updated_at
 
 PLAN_TYPES = ("free", "pro", "enterprise")
 SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired")

@@ -42,8 +42,8 @@ from urllib.parse import quote
 
 import psutil
 
-from centrid.embedded.cluster import Cluster, EmbeddedError, Postmaster, VersionMismatch, binaries_version
-from centrid.embedded.registry import Registry, User, this_process
+from centrid.db.embedded.cluster import Cluster, EmbeddedError, Postmaster, VersionMismatch, binaries_version
+from centrid.db.embedded.registry import Registry, User, this_process
 
 __all__ = [
     "EmbeddedError",

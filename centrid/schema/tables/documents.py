@@ -9,7 +9,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
-from centrid.security.declarations import (
+from centrid.schema.security import (
     CURRENT_UID,
     Extension,
     GeneratedTsvector,
@@ -20,7 +20,7 @@ from centrid.security.declarations import (
     owner_policies,
     service_grants,
 )
-from centrid.tables.columns import Vector, created_at, owner, updated_at
+from centrid.schema.tables.columns import Vector, created_at, owner, updated_at
 
 PROCESSING_STATUSES = ("pending", "processing", "completed", "failed")
 

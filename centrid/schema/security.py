@@ -2,7 +2,7 @@
 
 A table's policies, grants, triggers and the database-side objects Piccolo
 cannot express are written as data next to its class, so one file shows all
-a table allows. `centrid.security.render` turns these into SQL for
+a table allows. `centrid.schema.render` turns these into SQL for
 migrations, and `piccolo centrid check` compares them with a live database.
 """
 
@@ -59,7 +59,7 @@ class Extension:
     Created where missing, in `schema` (Supabase keeps extensions in
     `extensions`); an existing installation is used where it is, never
     moved or altered. Migrations refuse to start when `min_version` cannot
-    be had (centrid.migrating.preflight), and `piccolo centrid check`
+    be had (centrid.db.migrations.preflight), and `piccolo centrid check`
     reports an installation older than it.
     """
 

@@ -1,1 +1,0 @@
-"""Declarations of what each table allows, and their rendering to SQL."""
