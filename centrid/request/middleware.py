@@ -50,6 +50,7 @@ from centrid.errors import (
 )
 from centrid.request.admission import Admission, Overloaded
 from centrid.request.claims import Caller, begin_scope
+from centrid.schema.roles import ADMIN_ROLE
 from centrid.db.pool import COMMIT_AND_RESET_SQL, mark_reset
 from centrid.request.tokens import InvalidToken, TokenCache
 
@@ -147,7 +148,7 @@ class RequestScopeMiddleware:
         if self._is_admin(scope):
             # Piccolo Admin authenticates with its own session login; its
             # queries run under the admin role, never under a user token.
-            return Caller(role="centrid_admin")
+            return Caller(role=ADMIN_ROLE)
         return self.tokens.caller(request_header(scope, b"authorization"), self.jwt_secret())
 
     def _read_only(self, scope: Scope) -> bool:
