@@ -211,15 +211,16 @@ async def new_migration(desc: str = "", auto_input: str = "") -> None:
     """
     from piccolo.conf.apps import Finder
 
-    from centrid.schema.registry import declaration_problems
+    from centrid.schema.registry import declaration_problems, unregistered_tables
     from centrid.schema.tables import SECURITY
 
     app_config = Finder().get_app_config("centrid")
-    problems = declaration_problems(app_config.table_classes, SECURITY)
+    classes = [*app_config.table_classes, *unregistered_tables(app_config.table_classes)]
+    problems = declaration_problems(classes, SECURITY)
     if problems:
         for problem in problems:
             print(problem)
-        print("Nothing written: every table class needs its TableSecurity, registered in centrid/schema/tables/__init__.py.")
+        print("Nothing written: every table class needs its TableSecurity, listed in SECURITY (centrid/schema/tables/__init__.py).")
         sys.exit(1)
 
     directory = Path(app_config.resolved_migrations_folder_path)

@@ -2,14 +2,18 @@
 
 Each table class the app migrates needs exactly one TableSecurity, and each
 TableSecurity a registered class, so a table can never ship open. With the
-classes derived from `centrid.schema.tables.SECURITY` this holds by
-construction; the rule still guards a class added to the app some other
-way (e.g. to TABLE_CLASSES or APP_CONFIG by hand), and `new_migration`
-refuses to write anything while it is broken.
+classes derived from `centrid.schema.tables.SECURITY` that holds by
+construction; what remains is a table class written in centrid/schema/tables/
+but left out of the registry (Piccolo would silently never create it), or a
+class added to the app some other way (to APP_CONFIG by hand).
+`new_migration` refuses to write anything while any of these is broken.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from collections.abc import Sequence
 
 from piccolo.table import Table
@@ -46,3 +50,22 @@ def declaration_problems(
                 )
             )
     return diffs
+
+
+def unregistered_tables(registered: Sequence[type[Table]], package: str = "centrid.schema.tables") -> list[type[Table]]:
+    """Table classes defined in the table modules but missing from
+    `registered`. Only tables in `public` count: `auth.users` (AuthUser) is
+    Supabase's, described for foreign keys and deliberately never migrated."""
+    names = {t._meta.tablename for t in registered}
+    found: list[type[Table]] = []
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        module = importlib.import_module(f"{package}.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(cls, Table)
+                and cls.__module__ == module.__name__
+                and (cls._meta.schema or "public") == "public"
+                and cls._meta.tablename not in names
+            ):
+                found.append(cls)
+    return found
