@@ -32,6 +32,20 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 
+# Every failure that is the database's doing, not a bug of ours: it is down,
+# or it answered with an error. Logged as an event, never with a traceback.
+DATABASE_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
+
+
+def database_down(exc: BaseException) -> bool:
+    """The answer is 503 "database_unavailable", whatever the request was."""
+    return isinstance(exc, DATABASE_DOWN)
+
+
+def database_refused(exc: BaseException) -> bool:
+    """The server is there and answered with an error (it did not just go away)."""
+    return isinstance(exc, asyncpg.PostgresError) and not database_down(exc)
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
