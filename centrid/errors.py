@@ -1,4 +1,6 @@
-"""The one error shape of the contract, shared by the request scope and the API.
+"""The one error shape of the contract, shared by the request scope and the
+API, and the one definition of "the database is down" (a 503 wherever it
+surfaces: the request scope, the error mapping, the health check).
 
 `{"error": {"code": ..., "message": ..., "details": ...}}`; never a stack
 trace.

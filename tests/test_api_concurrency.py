@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
+from centrid.request.buffering import replay_receive
 from tests.api_support import DOC, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user, wait_for
@@ -195,15 +196,7 @@ async def test_client_disconnect_mid_request_rolls_back_and_releases(
     body = b'{"filename": "gone.txt", "file_type": "text/plain", "file_size": 1}'
     disconnect = asyncio.Event()
     sent: list[dict[str, Any]] = []
-    body_given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal body_given
-        if not body_given:
-            body_given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
+    receive = replay_receive(body, disconnect)  # the client: its body, then it leaves on `disconnect`
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from centrid.request.buffering import replay_receive
 from tests.api_support import DOC, app_client, assert_error, centrid_backends
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user, wait_for
@@ -87,16 +88,8 @@ async def test_client_aborts_at_random_points_leave_the_pool_idle(
             b'{"filename": "' + name.encode() + b'", "file_type": "text/plain", "file_size": 1}'
         )
         disconnect = asyncio.Event()
-        body_given = False
         sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_given
-            if not body_given:
-                body_given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await disconnect.wait()
-            return {"type": "http.disconnect"}
+        receive = replay_receive(body, disconnect)  # the client: its body, then it leaves on `disconnect`
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)

@@ -61,6 +61,22 @@ class BufferedResponse:
             await send(message)
 
 
+def replay_receive(body: bytes, disconnected: asyncio.Event) -> Receive:
+    """An ASGI receive for a body already read: the whole body at once, then
+    the client's disconnect when `disconnected` is set."""
+    body_sent = False
+
+    async def receive() -> Message:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 async def run_buffered(app: ASGIApp, scope: Scope, body: bytes, receive: Receive) -> BufferedResponse:
     """Run `app` in this task on the already-read `body`, holding its
     response. Raises ClientDisconnected if the client left meanwhile (the app
@@ -74,15 +90,6 @@ async def run_buffered(app: ASGIApp, scope: Scope, body: bytes, receive: Receive
     current = asyncio.current_task()
     assert current is not None
     disconnected = asyncio.Event()
-    body_sent = False
-
-    async def replay_receive() -> Message:
-        nonlocal body_sent
-        if not body_sent:
-            body_sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await disconnected.wait()
-        return {"type": "http.disconnect"}
 
     async def watch_disconnect() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -93,7 +100,7 @@ async def run_buffered(app: ASGIApp, scope: Scope, body: bytes, receive: Receive
     watcher = asyncio.ensure_future(watch_disconnect())
     absorbed = False
     try:
-        await app(scope, replay_receive, response.send)
+        await app(scope, replay_receive(body, disconnected), response.send)
     except asyncio.CancelledError:
         # The watcher's cancellation is ours to absorb; any other
         # (shutdown) stops the app and drops the work.

@@ -5,22 +5,24 @@ endpoint in another task and lose the context variable Piccolo reads its
 current transaction from). For each HTTP request it:
 
 1. reads the body, at most `max_body_bytes`, *before* taking a database
-   connection, so slow uploads never hold one;
+   connection, so slow uploads never hold one (buffering.py);
 2. verifies the bearer token (or takes anon) - a bad token never reaches
    the database;
-3. acquires one connection (acquire timeout -> 503), begins a transaction,
-   sets the caller's claims and role LOCAL and makes that transaction
-   Piccolo's current one;
-4. runs the app, buffering its response; commits when the status is below
-   400, otherwise rolls back, and only then sends the response, so a client
-   never sees success for work that did not commit;
+3. waits its turn in the fair admission queue (admission.py), acquires one
+   connection (acquire timeout -> 503) and begins the request's transaction
+   as the caller, Piccolo's current one (transaction.py);
+4. runs the app, holding its response (buffering.py); ends the transaction
+   as the commit policy says (commit below 400, else roll back), and only
+   then sends the response, so a client never sees success for work that
+   did not commit;
 5. if the client disconnects first, cancels the app and rolls back;
 6. releases the connection in every case.
 
 A lost database connection, wherever it shows (acquire, BEGIN, a query in
 the handler, COMMIT, ROLLBACK, release), is a 503 with the JSON body; the
 clean-up calls on a dead connection never raise past us, so the client always
-gets an answer. A COMMIT whose outcome is unknown is a 503 saying so.
+gets an answer. A COMMIT whose outcome is unknown is a 503 saying so. Which
+failure gets which answer, and what is logged: failures.py.
 """
 
 from __future__ import annotations
