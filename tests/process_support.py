@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from centrid.db.embedded import postgres_processes
+from centrid.db.embedded.cluster import Cluster
 from tests.support import REPO
 
 
@@ -106,3 +110,14 @@ def running_embedded_dsn(data_dir: Path, database: str = "postgres") -> str:
     lines = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
     return f"postgresql://postgres@/{database}?host={quote(lines[4], safe='/')}&port={lines[3]}"
 
+
+
+@contextlib.contextmanager
+def embedded_data_dir(directory: Path) -> Iterator[Path]:
+    """A data directory a test's processes share; after the test nothing of
+    it may be left running (stopped anyway, so one failure does not cascade)."""
+    yield directory
+    leftover = postgres_processes(directory)
+    if leftover:
+        Cluster(directory).stop()
+    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"

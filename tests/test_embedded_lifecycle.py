@@ -23,6 +23,7 @@ import pytest
 from centrid.db.embedded import VersionMismatch, binaries_version, embedded_dsn, postgres_processes, release
 from centrid.db.embedded.cluster import Cluster
 from tests.cluster import Cluster as SuiteCluster
+from tests.process_support import embedded_data_dir
 from tests.support import REPO
 
 USER = """
@@ -74,11 +75,8 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def data_dir(shared_dir: Path) -> Iterator[Path]:
     """The shared directory; after each test, nothing may be left running."""
-    yield shared_dir
-    leftover = postgres_processes(shared_dir)
-    if leftover:
-        Cluster(shared_dir).stop()
-    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+    with embedded_data_dir(shared_dir) as directory:
+        yield directory
 
 
 def registered_pids(data_dir: Path) -> list[int]:

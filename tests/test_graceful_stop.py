@@ -30,6 +30,7 @@ from centrid.db.embedded.cluster import Cluster
 from centrid.request.tokens import mint_token
 from tests.process_support import (
     ServerProcess,
+    embedded_data_dir,
     embedded_env,
     running_embedded_dsn,
     start_server,
@@ -46,11 +47,8 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def data_dir(shared_dir: Path) -> Iterator[Path]:
-    yield shared_dir
-    leftover = postgres_processes(shared_dir)
-    if leftover:
-        Cluster(shared_dir).stop()
-    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+    with embedded_data_dir(shared_dir) as directory:
+        yield directory
 
 
 @pytest.fixture
