@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -254,3 +255,35 @@ def assert_only_callers_rows(caller: str | None, items: list[dict[str, Any]], wh
         assert items == [], f"anon saw rows in {what}: {items}"
     for item in items:
         assert item["user_id"] == caller, f"{what}: {caller} saw a row of {item['user_id']}"
+
+
+class RawRequest:
+    """One request driven at the ASGI level, because httpx cannot make the
+    client go away in the middle of a request: `disconnect` sends
+    `http.disconnect` to the app, and `sent` keeps what the app answered."""
+
+    def __init__(self, method: str, path: str, body: bytes, authorization: bytes) -> None:
+        self.body = body
+        self.disconnect = asyncio.Event()
+        self.sent: list[dict[str, Any]] = []
+        self._body_given = False
+        self.scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()), (b"authorization", authorization)],
+        }
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._body_given:
+            self._body_given = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def start(self, app: Any) -> asyncio.Future[None]:
+        return asyncio.ensure_future(app(self.scope, self.receive, self.send))

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api_support import DOC, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
+from tests.api_support import DOC, RawRequest, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user, wait_for
 
@@ -193,30 +193,9 @@ async def test_client_disconnect_mid_request_rolls_back_and_releases(
     await blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
 
     body = b'{"filename": "gone.txt", "file_type": "text/plain", "file_size": 1}'
-    disconnect = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-    body_given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal body_given
-        if not body_given:
-            body_given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/api/documents", "raw_path": b"/api/documents", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"authorization", bearer(alice)["Authorization"].encode())],
-    }
-    task = asyncio.ensure_future(app(scope, receive, send))
+    raw = RawRequest("POST", "/api/documents", body, bearer(alice)["Authorization"].encode())
+    disconnect, sent = raw.disconnect, raw.sent
+    task = raw.start(app)
     try:
         async def blocked() -> bool:
             return any(b["wait_event_type"] == "Lock" for b in await centrid_backends(db.owner))
