@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from centrid.db.embedded import postgres_processes
 from centrid.db.embedded.cluster import Cluster
@@ -112,12 +112,24 @@ def running_embedded_dsn(data_dir: Path, database: str = "postgres") -> str:
 
 
 
-@contextlib.contextmanager
-def embedded_data_dir(directory: Path) -> Iterator[Path]:
-    """A data directory a test's processes share; after the test nothing of
-    it may be left running (stopped anyway, so one failure does not cascade)."""
-    yield directory
-    leftover = postgres_processes(directory)
-    if leftover:
+def embedded_dir_fixtures(name: str) -> tuple[Any, Any]:
+    """`shared_dir` (one data directory for a test module, its cluster
+    stopped at the end) and `data_dir` (that directory for one test, which
+    fails if the test left PostgreSQL running; stopped anyway, so one
+    failure does not cascade). Assign both at module level."""
+
+    @pytest.fixture(scope="module")
+    def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        directory = tmp_path_factory.mktemp(name)
+        yield directory
         Cluster(directory).stop()
-    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+
+    @pytest.fixture
+    def data_dir(shared_dir: Path) -> Iterator[Path]:
+        yield shared_dir
+        leftover = postgres_processes(shared_dir)
+        if leftover:
+            Cluster(shared_dir).stop()
+        assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+
+    return shared_dir, data_dir
