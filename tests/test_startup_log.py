@@ -47,7 +47,7 @@ async def test_starting_processes_agree_on_one_generated_secret(tmp_path: Path) 
 async def test_a_database_ahead_of_the_code_is_a_warning_not_up_to_date(
     db: MigratedDB, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from centrid.api.app import apply_migrations
+    from centrid.db.migration_runner import apply_migrations
 
     caplog.set_level(logging.INFO, logger="centrid.server")
     await apply_migrations()
