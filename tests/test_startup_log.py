@@ -63,3 +63,42 @@ async def test_a_database_ahead_of_the_code_is_a_warning_not_up_to_date(
     message = records[0].getMessage()
     assert f"centrid:{future}" in message
     assert "does not know" in message and "newer version" in message
+
+
+async def test_each_migration_applied_at_start_is_logged_once(
+    empty_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Named from Piccolo's records of what this run added, in the order it ran."""
+    import asyncpg
+    import piccolo_conf
+    from centrid.db.engine import retarget
+    from centrid.db.migration_runner import apply_migrations
+
+    engine = piccolo_conf.DB
+    if engine.pool is not None:
+        await engine.close_connection_pool()
+    previous_dsn = engine.config["dsn"]
+    retarget(engine, empty_dsn)
+    caplog.set_level(logging.INFO, logger="centrid.server")
+    try:
+        await apply_migrations()
+        applied = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+        caplog.clear()
+        await apply_migrations()
+        again = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+    finally:
+        retarget(engine, previous_dsn)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        recorded = [r["name"] for r in await conn.fetch("SELECT name FROM migration ORDER BY id")]
+    finally:
+        await conn.close()
+    centrid_ids = {
+        str(line.split('"')[1])
+        for path in (Path(__file__).parent.parent / "centrid" / "piccolo_migrations").glob("centrid_*.py")
+        for line in path.read_text().splitlines()
+        if line.startswith("ID = ")
+    }
+    assert centrid_ids and centrid_ids <= set(recorded)
+    assert applied == [f"applied migration {name}" for name in recorded]
+    assert again == ["schema up to date"]
