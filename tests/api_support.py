@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -254,3 +256,92 @@ def assert_only_callers_rows(caller: str | None, items: list[dict[str, Any]], wh
         assert items == [], f"anon saw rows in {what}: {items}"
     for item in items:
         assert item["user_id"] == caller, f"{what}: {caller} saw a row of {item['user_id']}"
+
+
+class RawRequest:
+    """One request driven at the ASGI level, because httpx cannot make the
+    client go away in the middle of a request: `disconnect` sends
+    `http.disconnect` to the app, and `sent` keeps what the app answered."""
+
+    def __init__(self, method: str, path: str, body: bytes, authorization: bytes) -> None:
+        self.body = body
+        self.disconnect = asyncio.Event()
+        self.sent: list[dict[str, Any]] = []
+        self._body_given = False
+        self.scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
+            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()), (b"authorization", authorization)],
+        }
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._body_given:
+            self._body_given = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def start(self, app: Any) -> asyncio.Future[None]:
+        return asyncio.ensure_future(app(self.scope, self.receive, self.send))
+
+
+class CallerOps:
+    """Requests a concurrency storm mixes for one caller (`user`, with `other`
+    as someone else), each asserting that the answer holds exactly the
+    caller's rows: the storm tests interleave hundreds of these."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        users: list[str],
+        docs: dict[str, list[str]],
+        user: str,
+        other: str,
+        rng: random.Random,
+    ) -> None:
+        self.client, self.users, self.docs = client, users, docs
+        self.user, self.other, self.rng = user, other, rng
+
+    async def get_own(self) -> None:
+        doc = self.rng.choice(self.docs[self.user])
+        r = await self.client.get(f"/api/documents/{doc}", headers=bearer(self.user))
+        assert r.status_code == 200, r.text
+        assert r.json()["user_id"] == self.user and r.json()["id"] == doc
+
+    async def get_others(self) -> None:
+        doc = self.rng.choice(self.docs[self.other])
+        r = await self.client.get(f"/api/documents/{doc}", headers=bearer(self.user))
+        assert r.status_code == 404, r.text
+
+    async def profile(self) -> None:
+        r = await self.client.get("/api/profile", headers=bearer(self.user))
+        assert r.status_code == 200, r.text
+        assert r.json()["user_id"] == self.user and r.json()["name"] == f"user{self.users.index(self.user)}"
+
+    async def hello(self) -> None:
+        r = await self.client.get("/hello", headers=bearer(self.user))
+        assert r.status_code == 200, r.text
+        assert r.json()["user_id"] == self.user
+        assert r.json()["visible_rows"]["user_profiles"] == 1
+        assert r.json()["visible_rows"]["agent_requests"] == 1
+
+    async def search(self) -> None:
+        r = await self.client.get("/api/documents", params={"q": "shared words"}, headers=bearer(self.user))
+        assert r.status_code == 200, r.text
+        assert_only_callers_rows(self.user, r.json()["items"], "GET /api/documents?q")
+        assert {d["id"] for d in r.json()["items"]} == set(self.docs[self.user])
+
+    async def anon_write(self) -> None:
+        r = await self.client.post("/api/documents", json=DOC)
+        assert r.status_code == 401, r.text
+
+    async def service_list(self) -> None:
+        r = await self.client.get("/api/documents", params={"user_id": self.user, "limit": 100}, headers=service())
+        assert r.status_code == 200, r.text
+        assert_only_callers_rows(self.user, r.json()["items"], "service GET /api/documents?user_id")
+        assert set(self.docs[self.user]) <= {d["id"] for d in r.json()["items"]}

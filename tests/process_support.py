@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
+from centrid.db.embedded import postgres_processes
+from centrid.db.embedded.cluster import Cluster
 from tests.support import REPO
 
 
@@ -106,3 +110,26 @@ def running_embedded_dsn(data_dir: Path, database: str = "postgres") -> str:
     lines = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
     return f"postgresql://postgres@/{database}?host={quote(lines[4], safe='/')}&port={lines[3]}"
 
+
+
+def embedded_dir_fixtures(name: str) -> tuple[Any, Any]:
+    """`shared_dir` (one data directory for a test module, its cluster
+    stopped at the end) and `data_dir` (that directory for one test, which
+    fails if the test left PostgreSQL running; stopped anyway, so one
+    failure does not cascade). Assign both at module level."""
+
+    @pytest.fixture(scope="module")
+    def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+        directory = tmp_path_factory.mktemp(name)
+        yield directory
+        Cluster(directory).stop()
+
+    @pytest.fixture
+    def data_dir(shared_dir: Path) -> Iterator[Path]:
+        yield shared_dir
+        leftover = postgres_processes(shared_dir)
+        if leftover:
+            Cluster(shared_dir).stop()
+        assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+
+    return shared_dir, data_dir

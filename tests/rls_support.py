@@ -151,3 +151,26 @@ async def outcome(conn: asyncpg.Connection, sql: str, *args: Any) -> int | str:
 
 async def ids(conn: asyncpg.Connection, sql: str, *args: Any) -> set[str]:
     return {str(r[0]) for r in await conn.fetch(sql, *args)}
+
+
+async def identity(conn: Any, *, login: bool = False) -> dict[str, object]:
+    """Who a connection is right now: its role, claims and auth.uid() (and,
+    with `login`, the login it connected as). Fail-closed tests compare it
+    with the anonymous identity between requests."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT current_user::text AS role,
+               {"session_user::text AS login," if login else ""}
+               coalesce(current_setting('request.jwt.claims', true), '') AS claims,
+               coalesce(current_setting('request.jwt.claim.sub', true), '') AS sub,
+               coalesce(current_setting('request.jwt.claim.role', true), '') AS claim_role,
+               auth.uid() AS uid
+        """
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def visible_rows(conn: Any) -> dict[str, int]:
+    """How many rows of each table the connection's role and claims can see."""
+    return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in SIX_TABLES}

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api_support import DOC, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
+from tests.api_support import DOC, CallerOps, RawRequest, app_client, assert_only_callers_rows, centrid_backends, seed_callers, service
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user, wait_for
 
@@ -78,17 +78,6 @@ async def test_every_response_holds_only_the_callers_rows(db: MigratedDB, small_
             check_items(user, r.json()["items"], "GET /api/documents")
             assert set(docs[user]) <= {d["id"] for d in r.json()["items"]}
 
-        async def get_own() -> None:
-            doc = rng.choice(docs[user])
-            r = await client.get(f"/api/documents/{doc}", headers=bearer(user))
-            assert r.status_code == 200, r.text
-            assert r.json()["user_id"] == user and r.json()["id"] == doc
-
-        async def get_others() -> None:
-            doc = rng.choice(docs[other])
-            r = await client.get(f"/api/documents/{doc}", headers=bearer(user))
-            assert r.status_code == 404, r.text
-
         async def post_doc() -> None:
             r = await client.post("/api/documents", json={**DOC, "filename": "concurrent.txt"}, headers=bearer(user))
             assert r.status_code == 201, r.text
@@ -111,38 +100,10 @@ async def test_every_response_holds_only_the_callers_rows(db: MigratedDB, small_
                 r = await client.get(path)
                 assert r.status_code == 200 and r.json()["items"] == [], r.text
 
-        async def anon_write() -> None:
-            r = await client.post("/api/documents", json=DOC)
-            assert r.status_code == 401, r.text
-
-        async def service_list() -> None:
-            r = await client.get("/api/documents", params={"user_id": user, "limit": 100}, headers=service())
-            assert r.status_code == 200, r.text
-            check_items(user, r.json()["items"], "service GET /api/documents?user_id")
-            assert set(docs[user]) <= {d["id"] for d in r.json()["items"]}
-
         async def service_patch() -> None:
             r = await client.patch(f"/api/profiles/{user}", json={"usage_count": rng.randint(0, 100)}, headers=service())
             assert r.status_code == 200, r.text
             assert r.json()["user_id"] == user
-
-        async def profile() -> None:
-            r = await client.get("/api/profile", headers=bearer(user))
-            assert r.status_code == 200, r.text
-            assert r.json()["user_id"] == user and r.json()["name"] == f"user{users.index(user)}"
-
-        async def hello() -> None:
-            r = await client.get("/hello", headers=bearer(user))
-            assert r.status_code == 200, r.text
-            assert r.json()["user_id"] == user
-            assert r.json()["visible_rows"]["user_profiles"] == 1
-            assert r.json()["visible_rows"]["agent_requests"] == 1
-
-        async def search() -> None:
-            r = await client.get("/api/documents", params={"q": "shared words"}, headers=bearer(user))
-            assert r.status_code == 200, r.text
-            check_items(user, r.json()["items"], "GET /api/documents?q")
-            assert {d["id"] for d in r.json()["items"]} == set(docs[user])
 
         async def list_requests() -> None:
             r = await client.get("/api/agent-requests", headers=bearer(user))
@@ -150,8 +111,9 @@ async def test_every_response_holds_only_the_callers_rows(db: MigratedDB, small_
             check_items(user, r.json()["items"], "GET /api/agent-requests")
             assert len(r.json()["items"]) == 1
 
-        ops = [list_docs, get_own, get_others, post_doc, patch_own, patch_others, anon_lists, anon_write,
-               service_list, service_patch, profile, hello, search, list_requests]
+        caller = CallerOps(client, users, docs, user, other, rng)
+        ops = [list_docs, caller.get_own, caller.get_others, post_doc, patch_own, patch_others, anon_lists, caller.anon_write,
+               caller.service_list, service_patch, caller.profile, caller.hello, caller.search, list_requests]
         return ops[kind % len(ops)]
 
     operations = [make_op(i) for i in range(420)]
@@ -193,30 +155,9 @@ async def test_client_disconnect_mid_request_rolls_back_and_releases(
     await blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
 
     body = b'{"filename": "gone.txt", "file_type": "text/plain", "file_size": 1}'
-    disconnect = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-    body_given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal body_given
-        if not body_given:
-            body_given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/api/documents", "raw_path": b"/api/documents", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"authorization", bearer(alice)["Authorization"].encode())],
-    }
-    task = asyncio.ensure_future(app(scope, receive, send))
+    raw = RawRequest("POST", "/api/documents", body, bearer(alice)["Authorization"].encode())
+    disconnect, sent = raw.disconnect, raw.sent
+    task = raw.start(app)
     try:
         async def blocked() -> bool:
             return any(b["wait_event_type"] == "Lock" for b in await centrid_backends(db.owner))

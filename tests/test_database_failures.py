@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api_support import DOC, app_client, assert_error, centrid_backends
+from tests.api_support import DOC, RawRequest, app_client, assert_error, centrid_backends
 from tests.conftest import MigratedDB
 from tests.support import bearer, create_user, wait_for
 
@@ -86,30 +86,10 @@ async def test_client_aborts_at_random_points_leave_the_pool_idle(
         body = (
             b'{"filename": "' + name.encode() + b'", "file_type": "text/plain", "file_size": 1}'
         )
-        disconnect = asyncio.Event()
-        body_given = False
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_given
-            if not body_given:
-                body_given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await disconnect.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
         method, path = ("POST", "/api/documents") if i % 3 else ("GET", "/api/documents")
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {},
-            "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()), (b"authorization", token)],
-        }
-        task = asyncio.ensure_future(app(scope, receive, send))
+        raw = RawRequest(method, path, body, token)
+        disconnect, sent = raw.disconnect, raw.sent
+        task = raw.start(app)
         await asyncio.sleep(rng.uniform(0, 0.03))
         if rng.random() < 0.5:
             disconnect.set()

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,8 +20,8 @@ import psutil
 import pytest
 
 from centrid.db.embedded import VersionMismatch, binaries_version, embedded_dsn, postgres_processes, release
-from centrid.db.embedded.cluster import Cluster
 from tests.cluster import Cluster as SuiteCluster
+from tests.process_support import embedded_dir_fixtures
 from tests.support import REPO
 
 USER = """
@@ -64,21 +63,8 @@ class User:
         return self.proc.stderr.read().decode(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("embedded")
-    yield directory
-    Cluster(directory).stop()
-
-
-@pytest.fixture
-def data_dir(shared_dir: Path) -> Iterator[Path]:
-    """The shared directory; after each test, nothing may be left running."""
-    yield shared_dir
-    leftover = postgres_processes(shared_dir)
-    if leftover:
-        Cluster(shared_dir).stop()
-    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+# One data directory per module; each test must leave nothing running.
+shared_dir, data_dir = embedded_dir_fixtures("embedded")
 
 
 def registered_pids(data_dir: Path) -> list[int]:

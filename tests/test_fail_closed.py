@@ -13,14 +13,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Union
 
 import asyncpg
 import pytest
 
 from centrid.request.claims import Caller, enter_scope
 from tests.conftest import MigratedDB
-from tests.rls_support import DENIED, SIX_TABLES, World, module_db, outcome, seed_world
+from tests.rls_support import DENIED, SIX_TABLES, World, identity, module_db, outcome, seed_world, visible_rows
 
 __all__ = ["module_db"]
 
@@ -45,28 +44,8 @@ async def world(module_db: MigratedDB) -> World:
 
 
 # A plain connection or one from a pool.
-Conn = Union[asyncpg.Connection, "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"]
-
-
-async def identity(conn: Conn) -> dict[str, object]:
-    row = await conn.fetchrow(
-        """
-        SELECT current_user AS role,
-               coalesce(current_setting('request.jwt.claims', true), '') AS claims,
-               coalesce(current_setting('request.jwt.claim.sub', true), '') AS sub,
-               coalesce(current_setting('request.jwt.claim.role', true), '') AS claim_role,
-               auth.uid() AS uid
-        """
-    )
-    assert row is not None
-    return dict(row)
-
 
 ANON_IDENTITY = {"role": "anon", "claims": "", "sub": "", "claim_role": "", "uid": None}
-
-
-async def visible_rows(conn: Conn) -> dict[str, int]:
-    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in SIX_TABLES}
 
 
 NOTHING = {t: 0 for t in SIX_TABLES}

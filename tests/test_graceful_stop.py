@@ -26,10 +26,10 @@ import psutil
 import pytest
 
 from centrid.db.embedded import binaries_version, embedded_dsn, postgres_processes, release
-from centrid.db.embedded.cluster import Cluster
 from centrid.request.tokens import mint_token
 from tests.process_support import (
     ServerProcess,
+    embedded_dir_fixtures,
     embedded_env,
     running_embedded_dsn,
     start_server,
@@ -37,20 +37,8 @@ from tests.process_support import (
 from tests.support import REPO, create_user, wait_for
 
 
-@pytest.fixture(scope="module")
-def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("graceful")
-    yield directory
-    Cluster(directory).stop()
-
-
-@pytest.fixture
-def data_dir(shared_dir: Path) -> Iterator[Path]:
-    yield shared_dir
-    leftover = postgres_processes(shared_dir)
-    if leftover:
-        Cluster(shared_dir).stop()
-    assert not leftover, f"PostgreSQL still running after the test: {[p.pid for p in leftover]}"
+# One data directory per module; each test must leave nothing running.
+shared_dir, data_dir = embedded_dir_fixtures("graceful")
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ import asyncpg
 import pytest
 
 from centrid.db.engine import AUTHENTICATOR_ROLE
-from tests.api_support import DOC, app_client, assert_only_callers_rows, seed_callers, service
+from tests.api_support import DOC, CallerOps, app_client, assert_only_callers_rows, seed_callers, service
 from tests.conftest import AUTHENTICATOR_TEST_PASSWORD, MigratedDB
 from tests.support import SIX_TABLES, bearer, create_user
 
@@ -448,16 +448,6 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
                 only(user, r.json()["items"], "GET /api/documents")
                 assert set(docs[user]) <= {d["id"] for d in r.json()["items"]}
 
-            async def get_own() -> None:
-                doc = rng.choice(docs[user])
-                r = await client.get(f"/api/documents/{doc}", headers=bearer(user))
-                assert r.status_code == 200, r.text
-                assert r.json()["user_id"] == user and r.json()["id"] == doc
-
-            async def get_others() -> None:
-                r = await client.get(f"/api/documents/{rng.choice(docs[other])}", headers=bearer(user))
-                assert r.status_code == 404, r.text
-
             async def post_doc() -> None:
                 r = await client.post("/api/documents", json={**DOC, "filename": "bouncer.txt"}, headers=bearer(user))
                 assert r.status_code == 201, r.text
@@ -499,24 +489,6 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
                                        headers=bearer(user))
                 assert r.status_code == 403, r.text
 
-            async def profile() -> None:
-                r = await client.get("/api/profile", headers=bearer(user))
-                assert r.status_code == 200, r.text
-                assert r.json()["user_id"] == user and r.json()["name"] == f"user{users.index(user)}"
-
-            async def hello() -> None:
-                r = await client.get("/hello", headers=bearer(user))
-                assert r.status_code == 200, r.text
-                assert r.json()["user_id"] == user
-                assert r.json()["visible_rows"]["user_profiles"] == 1
-                assert r.json()["visible_rows"]["agent_requests"] == 1
-
-            async def search() -> None:
-                r = await client.get("/api/documents", params={"q": "shared words"}, headers=bearer(user))
-                assert r.status_code == 200, r.text
-                only(user, r.json()["items"], "GET /api/documents?q")
-                assert {d["id"] for d in r.json()["items"]} == set(docs[user])
-
             async def anon_reads() -> None:
                 for path in ("/api/documents", "/api/agent-requests"):
                     r = await client.get(path)
@@ -524,16 +496,6 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
                 r = await client.get("/hello")
                 assert r.status_code == 200, r.text
                 assert set(r.json()["visible_rows"].values()) == {0}, r.text
-
-            async def anon_write() -> None:
-                r = await client.post("/api/documents", json=DOC)
-                assert r.status_code == 401, r.text
-
-            async def service_list() -> None:
-                r = await client.get("/api/documents", params={"user_id": user, "limit": 100}, headers=service())
-                assert r.status_code == 200, r.text
-                only(user, r.json()["items"], "service GET /api/documents?user_id")
-                assert set(docs[user]) <= {d["id"] for d in r.json()["items"]}
 
             async def service_event() -> None:
                 marker = f"bouncer-{n}"
@@ -551,8 +513,9 @@ async def test_interleaved_callers_through_pgbouncer_transaction_pooling(
                 assert r.status_code == 200, r.text
                 assert r.json()["user_id"] == user and r.json()["usage_count"] == value
 
-            ops = [list_docs, get_own, get_others, post_doc, patch_own, patch_others, add_chunk, duplicate_chunk,
-                   forbidden_plan, profile, hello, search, anon_reads, anon_write, service_list, service_event,
+            caller = CallerOps(client, users, docs, user, other, rng)
+            ops = [list_docs, caller.get_own, caller.get_others, post_doc, patch_own, patch_others, add_chunk, duplicate_chunk,
+                   forbidden_plan, caller.profile, caller.hello, caller.search, anon_reads, caller.anon_write, caller.service_list, service_event,
                    service_counter]
             return ops[kind % len(ops)]
 

@@ -24,32 +24,12 @@ from piccolo.engine.postgres import PostgresEngine
 from centrid.db.pool import close_pool, open_pool
 from tests.api_support import DOC, app_client, service
 from tests.conftest import MigratedDB
-from tests.rls_support import World, seed_world
+from tests.rls_support import World, identity, seed_world, visible_rows
 from tests.support import SIX_TABLES, bearer
 
 NOTHING = {t: 0 for t in SIX_TABLES}
 ANON = {"role": "anon", "login": "centrid_authenticator", "claims": "", "sub": "", "claim_role": "", "uid": None}
 
-Conn = Any  # asyncpg.Connection or a pool's proxy of one
-
-
-async def identity(conn: Conn) -> dict[str, object]:
-    row = await conn.fetchrow(
-        """
-        SELECT current_user::text AS role,
-               session_user::text AS login,
-               coalesce(current_setting('request.jwt.claims', true), '') AS claims,
-               coalesce(current_setting('request.jwt.claim.sub', true), '') AS sub,
-               coalesce(current_setting('request.jwt.claim.role', true), '') AS claim_role,
-               auth.uid() AS uid
-        """
-    )
-    assert row is not None
-    return dict(row)
-
-
-async def visible_rows(conn: Conn) -> dict[str, int]:
-    return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in SIX_TABLES}
 
 
 async def owner_login(db: MigratedDB) -> str:
@@ -80,7 +60,7 @@ async def test_the_rows_exist(world: World, db: MigratedDB) -> None:
 
 async def test_an_unscoped_pool_connection_is_anon_and_sees_no_user_rows(world: World, server_pool: asyncpg.Pool) -> None:
     async with server_pool.acquire() as conn:
-        assert await identity(conn) == ANON
+        assert await identity(conn, login=True) == ANON
         assert await visible_rows(conn) == NOTHING
         # A transaction nobody scoped (a forgotten one, a background task).
         async with conn.transaction():
@@ -108,7 +88,7 @@ async def test_a_pool_connection_cannot_become_the_owner(
                 await conn.execute(f'SET LOCAL ROLE "{owner}"')
         with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
             await conn.execute(f"SELECT set_config('role', '{owner}', false)")
-        assert await identity(conn) == ANON
+        assert await identity(conn, login=True) == ANON
         # Dropping the role altogether leaves the login itself, which reads nothing.
         await conn.execute("SET ROLE NONE")
         assert await conn.fetchval("SELECT current_user") == "centrid_authenticator"
@@ -116,7 +96,7 @@ async def test_a_pool_connection_cannot_become_the_owner(
             with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
                 await conn.fetchval(f"SELECT count(*) FROM {table}")
         await conn.execute("RESET ROLE")
-        assert await identity(conn) == ANON
+        assert await identity(conn, login=True) == ANON
 
 
 async def test_after_requests_the_pools_connection_is_anon_again(
@@ -147,7 +127,7 @@ async def test_after_requests_the_pools_connection_is_anon_again(
             assert r.status_code == status, (method, path, r.text)
             async with DB.pool.acquire() as conn:
                 assert conn.get_server_pid() == pid, "not the connection the request used"
-                assert await identity(conn) == ANON, (method, path)
+                assert await identity(conn, login=True) == ANON, (method, path)
                 assert await conn.fetchval("SHOW statement_timeout") == timeout
                 assert await visible_rows(conn) == NOTHING, (method, path)
         # The control: the committed write is there, so the pool did serve the requests.
@@ -165,5 +145,5 @@ async def test_the_app_pool_logs_in_as_the_authenticator_with_anon_as_its_start(
     assert (await client.get("/hello", headers=bearer(world.alice))).status_code == 200
     assert DB.pool is not None
     async with DB.pool.acquire() as conn:
-        assert await identity(conn) == ANON
+        assert await identity(conn, login=True) == ANON
         assert await visible_rows(conn) == NOTHING

@@ -42,7 +42,8 @@ from urllib.parse import quote
 
 import psutil
 
-from centrid.db.embedded.cluster import Cluster, EmbeddedError, Postmaster, VersionMismatch, binaries_version
+from centrid.db.embedded.binaries import EmbeddedError, VersionMismatch, binaries_version
+from centrid.db.embedded.cluster import Cluster, Postmaster
 from centrid.db.embedded.registry import Registry, User, this_process
 
 __all__ = [

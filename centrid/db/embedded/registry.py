@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from centrid.db.embedded.cluster import EmbeddedError
+from centrid.db.embedded.binaries import EmbeddedError
 
 log = logging.getLogger("centrid.embedded")
 
