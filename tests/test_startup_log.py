@@ -11,6 +11,7 @@ import logging
 import stat
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,18 @@ async def test_each_migration_applied_at_start_is_logged_once(
     assert centrid_ids and centrid_ids <= set(recorded)
     assert applied == [f"applied migration {name}" for name in recorded]
     assert again == ["schema up to date"]
+
+
+@pytest.mark.parametrize("auto_migrate", [True, False])
+async def test_the_app_migrates_at_start_unless_told_not_to(
+    app_settings: Any, caplog: pytest.LogCaptureFixture, auto_migrate: bool
+) -> None:
+    """CENTRID_AUTO_MIGRATE (default on) decides whether the start runs the migrations."""
+    from centrid.api.app import create_app
+
+    caplog.set_level(logging.INFO, logger="centrid.server")
+    app = create_app(replace(app_settings, auto_migrate=auto_migrate))
+    async with app.router.lifespan_context(app):
+        pass
+    messages = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+    assert ("schema up to date" in messages) == auto_migrate, messages
