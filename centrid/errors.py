@@ -1,4 +1,6 @@
-"""The one error shape of the contract, shared by the request scope and the API.
+"""The one error shape of the contract, shared by the request scope and the
+API, and the one definition of "the database is down" (a 503 wherever it
+surfaces: the request scope, the error mapping, the health check).
 
 `{"error": {"code": ..., "message": ..., "details": ...}}`; never a stack
 trace.
@@ -31,6 +33,20 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     # ("another operation is in progress"): the connection is unusable.
     asyncpg.exceptions.InternalClientError,
 )
+
+# Every failure that is the database's doing, not a bug of ours: it is down,
+# or it answered with an error. Logged as an event, never with a traceback.
+DATABASE_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
+
+
+def database_down(exc: BaseException) -> bool:
+    """The answer is 503 "database_unavailable", whatever the request was."""
+    return isinstance(exc, DATABASE_DOWN)
+
+
+def database_refused(exc: BaseException) -> bool:
+    """The server is there and answered with an error (it did not just go away)."""
+    return isinstance(exc, asyncpg.PostgresError) and not database_down(exc)
 
 
 class ApiError(Exception):

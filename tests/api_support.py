@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from centrid.request.buffering import replay_receive
 from tests.conftest import TEST_JWT_SECRET
 from tests.support import SIX_TABLES, bearer
 
@@ -264,10 +265,10 @@ class RawRequest:
     `http.disconnect` to the app, and `sent` keeps what the app answered."""
 
     def __init__(self, method: str, path: str, body: bytes, authorization: bytes) -> None:
-        self.body = body
         self.disconnect = asyncio.Event()
+        # The client: its body at once, then it leaves when `disconnect` is set.
+        self.receive = replay_receive(body, self.disconnect)
         self.sent: list[dict[str, Any]] = []
-        self._body_given = False
         self.scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
@@ -275,13 +276,6 @@ class RawRequest:
             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()), (b"authorization", authorization)],
         }
-
-    async def receive(self) -> dict[str, Any]:
-        if not self._body_given:
-            self._body_given = True
-            return {"type": "http.request", "body": self.body, "more_body": False}
-        await self.disconnect.wait()
-        return {"type": "http.disconnect"}
 
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)

@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from centrid.config import Settings
+from centrid.request.state import request_headers
 from centrid.schema.tables import TABLE_CLASSES, AuthUser, UsageEvent
 
 # ---------------------------------------------------------------------------
@@ -128,13 +129,13 @@ class RequestHost(Sequence[str]):
 
 
 def _hostname(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"host":
-            host: str = value.decode("latin-1").strip().lower()
-            if host.startswith("["):  # [::1]:8000
-                return host[1 : host.find("]")] if "]" in host else None
-            return host.rsplit(":", 1)[0] if ":" in host else host
-    return None
+    host = request_headers(scope).get("host")
+    if host is None:
+        return None
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1 : host.find("]")] if "]" in host else None
+    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 class SameHostAdmin:

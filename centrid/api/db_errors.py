@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from centrid.errors import DATABASE_DOWN, ApiError, conflict, database_unavailable, forbidden, unauthorized, validation_error
+from centrid.errors import ApiError, conflict, database_down, database_unavailable, forbidden, unauthorized, validation_error
 
 log = logging.getLogger("centrid.error")
 
@@ -86,7 +86,7 @@ def map_database_error(
     fields: list[str] | None = None,
     writes: tuple[str, str] | None = None,
 ) -> ApiError:
-    if isinstance(exc, DATABASE_DOWN):
+    if database_down(exc):
         # e.g. ConnectionDoesNotExistError from a query inside a handler
         # when the server crashed: not the request's fault, and retryable.
         return database_unavailable()
@@ -131,15 +131,5 @@ def map_database_error(
         # models rule out the ones we know; don't echo driver internals.
         log.warning("data error reached the database: %s", exc)
         return validation_error([{"field": field, "message": "a value is out of range for its column"}])
-    if isinstance(
-        exc,
-        (
-            asyncpg.exceptions.CannotConnectNowError,
-            asyncpg.exceptions.AdminShutdownError,
-            asyncpg.exceptions.CrashShutdownError,
-            asyncpg.exceptions.TooManyConnectionsError,
-        ),
-    ):
-        return database_unavailable()
     log.error("unmapped database error %s: %s", type(exc).__name__, exc)
     return ApiError(500, "internal_error", "internal error")

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from centrid.errors import bad_request, validation_error
 from centrid.queries.compiled import dumps
 from centrid.request.claims import ANON, Caller
+from centrid.request.state import request_state
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -41,8 +42,7 @@ class Endpoint:
 
 
 def caller_of(request: Request) -> Caller:
-    caller: Caller = request.scope.get("state", {}).get("caller", ANON)
-    return caller
+    return request_state(request.scope).get("caller", ANON)
 
 
 def _details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
@@ -73,9 +73,10 @@ async def parse_body(request: Request, model: type[ModelT], *, writes: tuple[str
         parsed = model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(_details(exc)) from exc
-    request.scope["state"]["fields"] = sorted(parsed.model_fields_set)
+    state = request_state(request.scope)
+    state["fields"] = sorted(parsed.model_fields_set)
     if writes is not None:
-        request.scope["state"]["writes"] = writes
+        state["writes"] = writes
     return parsed
 
 

@@ -13,15 +13,13 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
-
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from centrid import metrics
 from centrid.logs import JsonEvent
-from centrid.request.claims import Caller
-from centrid.request.middleware import ClientDisconnected, request_header
+from centrid.request.buffering import ClientDisconnected
+from centrid.request.state import request_headers, request_state
 
 access_log = logging.getLogger("centrid.access")
 
@@ -32,7 +30,7 @@ CLIENT_CLOSED = 499
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
-    candidate = request_header(scope, b"x-request-id")
+    candidate = request_headers(scope).get("x-request-id")
     return candidate if candidate is not None and _SANE_REQUEST_ID.match(candidate) else None
 
 
@@ -64,7 +62,7 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        state: dict[str, Any] = scope.setdefault("state", {})
+        state = request_state(scope)
         state["request_id"] = request_id
         status = 0
 
@@ -82,7 +80,7 @@ class AccessLogMiddleware:
         except ClientDisconnected:
             status = CLIENT_CLOSED
         finally:
-            caller: Caller | None = state.get("caller")
+            caller = state.get("caller")
             if metrics.enabled():
                 metrics.record(
                     _route_template(scope),
