@@ -13,6 +13,7 @@ from starlette.responses import Response
 from centrid.api.db_errors import map_database_error
 from centrid.api.http import caller_of
 from centrid.errors import ApiError, error_response
+from centrid.request.state import request_state
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
@@ -37,7 +38,7 @@ async def on_database_error(request: Request, exc: Exception) -> Response:
     answer; the request scope has noted which fields the body wrote, so the
     message can name them. The access log records the exception's class."""
     assert isinstance(exc, asyncpg.PostgresError)
-    state = request.scope.get("state", {})
+    state = request_state(request.scope)
     state["database_error"] = type(exc).__name__
     return error_response(map_database_error(exc, caller_of(request).role, state.get("fields"), state.get("writes")))
 

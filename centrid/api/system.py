@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,15 +12,12 @@ from starlette.routing import Route
 
 from centrid.api import models
 from centrid.api.http import Endpoint, caller_of, json_response
-from centrid.errors import DATABASE_DOWN
+from centrid.errors import DATABASE_FAILURES
 from centrid.schema.tables import TABLE_CLASSES
 
 _COUNTS_SQL = "SELECT " + ", ".join(
     f'(SELECT count(*) FROM "{t._meta.tablename}") AS "{t._meta.tablename}"' for t in TABLE_CLASSES
 )
-
-# Anything that means "the database cannot answer" is a 503, never a 500.
-HEALTH_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *DATABASE_DOWN)
 
 # /health is outside the request scope (no token, no transaction), so it is
 # no Endpoint; its OpenAPI entry is written out here instead.
@@ -49,7 +45,7 @@ def health_route(engine: PostgresEngine, acquire_timeout: float) -> Route:
             try:
                 async with engine.pool.acquire(timeout=acquire_timeout) as conn:
                     ok = await conn.fetchval("SELECT 1") == 1
-            except HEALTH_FAILURES:
+            except DATABASE_FAILURES:  # a 503, never a 500
                 ok = False
         if ok:
             return json_response({"status": "ok", "database": "ok"})
