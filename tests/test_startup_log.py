@@ -11,6 +11,7 @@ import logging
 import stat
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ async def test_starting_processes_agree_on_one_generated_secret(tmp_path: Path) 
 async def test_a_database_ahead_of_the_code_is_a_warning_not_up_to_date(
     db: MigratedDB, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from centrid.api.app import apply_migrations
+    from centrid.db.migration_runner import apply_migrations
 
     caplog.set_level(logging.INFO, logger="centrid.server")
     await apply_migrations()
@@ -63,3 +64,57 @@ async def test_a_database_ahead_of_the_code_is_a_warning_not_up_to_date(
     message = records[0].getMessage()
     assert f"centrid:{future}" in message
     assert "does not know" in message and "newer version" in message
+
+
+async def test_each_migration_applied_at_start_is_logged_once(
+    empty_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Named from Piccolo's records of what this run added, in the order it ran."""
+    import asyncpg
+    import piccolo_conf
+    from centrid.db.engine import retarget
+    from centrid.db.migration_runner import apply_migrations
+
+    engine = piccolo_conf.DB
+    if engine.pool is not None:
+        await engine.close_connection_pool()
+    previous_dsn = engine.config["dsn"]
+    retarget(engine, empty_dsn)
+    caplog.set_level(logging.INFO, logger="centrid.server")
+    try:
+        await apply_migrations()
+        applied = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+        caplog.clear()
+        await apply_migrations()
+        again = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+    finally:
+        retarget(engine, previous_dsn)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        recorded = [r["name"] for r in await conn.fetch("SELECT name FROM migration ORDER BY id")]
+    finally:
+        await conn.close()
+    centrid_ids = {
+        str(line.split('"')[1])
+        for path in (Path(__file__).parent.parent / "centrid" / "piccolo_migrations").glob("centrid_*.py")
+        for line in path.read_text().splitlines()
+        if line.startswith("ID = ")
+    }
+    assert centrid_ids and centrid_ids <= set(recorded)
+    assert applied == [f"applied migration {name}" for name in recorded]
+    assert again == ["schema up to date"]
+
+
+@pytest.mark.parametrize("auto_migrate", [True, False])
+async def test_the_app_migrates_at_start_unless_told_not_to(
+    app_settings: Any, caplog: pytest.LogCaptureFixture, auto_migrate: bool
+) -> None:
+    """CENTRID_AUTO_MIGRATE (default on) decides whether the start runs the migrations."""
+    from centrid.api.app import create_app
+
+    caplog.set_level(logging.INFO, logger="centrid.server")
+    app = create_app(replace(app_settings, auto_migrate=auto_migrate))
+    async with app.router.lifespan_context(app):
+        pass
+    messages = [r.getMessage() for r in caplog.records if r.name == "centrid.server"]
+    assert ("schema up to date" in messages) == auto_migrate, messages

@@ -263,11 +263,6 @@ class UsageSummary(BaseModel):
 # --- system -----------------------------------------------------------------
 
 
-class Health(BaseModel):
-    status: Literal["ok", "error"]
-    database: Literal["ok", "unavailable"]
-
-
 class Hello(BaseModel):
     message: str
     timestamp: datetime.datetime

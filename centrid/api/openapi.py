@@ -7,8 +7,11 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from centrid.api.http import Endpoint
+from centrid.api.http import Endpoint, json_response
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -165,3 +168,13 @@ def build_openapi(endpoints: list[Endpoint], *, title: str, version: str, extra_
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def openapi_route(endpoints: list[Endpoint], *, extra_paths: dict[str, Any]) -> Route:
+    """`GET /openapi.json`, rendered once: the endpoints cannot change while the app runs."""
+    document = build_openapi(endpoints, title="Centrid data layer", version="0.1.0", extra_paths=extra_paths)
+
+    async def openapi(request: Request) -> Response:
+        return json_response(document)
+
+    return Route("/openapi.json", openapi, methods=["GET"])

@@ -3,17 +3,55 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
+from piccolo.engine.postgres import PostgresEngine
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from centrid.api import models
 from centrid.api.http import Endpoint, caller_of, json_response
+from centrid.errors import DATABASE_FAILURES
 from centrid.schema.tables import TABLE_CLASSES
 
 _COUNTS_SQL = "SELECT " + ", ".join(
     f'(SELECT count(*) FROM "{t._meta.tablename}") AS "{t._meta.tablename}"' for t in TABLE_CLASSES
 )
+
+# /health is outside the request scope (no token, no transaction), so it is
+# no Endpoint; its OpenAPI entry is written out here instead.
+HEALTH_OPENAPI: dict[str, Any] = {
+    "/health": {
+        "get": {
+            "summary": "Liveness and database reachability",
+            "tags": ["system"],
+            "responses": {
+                "200": {"description": "OK"},
+                "503": {"description": "Database unavailable"},
+            },
+        }
+    }
+}
+
+
+def health_route(engine: PostgresEngine, acquire_timeout: float) -> Route:
+    """`GET /health`: a pooled connection answers `SELECT 1` within the
+    request's own acquire timeout, or the database counts as unavailable."""
+
+    async def health(request: Request) -> Response:
+        ok = False
+        if engine.pool is not None:
+            try:
+                async with engine.pool.acquire(timeout=acquire_timeout) as conn:
+                    ok = await conn.fetchval("SELECT 1") == 1
+            except DATABASE_FAILURES:  # a 503, never a 500
+                ok = False
+        if ok:
+            return json_response({"status": "ok", "database": "ok"})
+        return json_response({"status": "error", "database": "unavailable"}, status=503)
+
+    return Route("/health", health, methods=["GET"])
 
 
 async def hello(request: Request) -> Response:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import uuid
 
 import orjson
 
+from centrid.db.piccolo_adapter import command_words
 from centrid.request.secret import jwt_secret
 from centrid.request.tokens import mint_token
 from centrid.schema.tables.auth import AuthUser
@@ -38,18 +38,12 @@ def _token_arguments() -> argparse.ArgumentParser:
 
 
 def _command_line(user_id: str, role: str, ttl: str) -> list[str]:
-    """The words after `centrid token` on the command line.
-
-    Piccolo's CLI (targ) only knows `--name=value`: it reads `--ttl 60` as
-    a flag `--ttl` plus a positional "60", which it then hands to the next
-    parameter in order. So the command re-reads its own words from sys.argv
-    with argparse; called from Python instead, it rebuilds them from its
-    parameters.
-    """
-    argv = sys.argv
-    for i in range(1, len(argv) - 1):
-        if argv[i] == "centrid" and argv[i + 1] == "token":
-            return argv[i + 2:]
+    """The words after `centrid token`: re-read from the command line,
+    where targ would misread `--ttl 60` (centrid.db.piccolo_adapter), or,
+    called from Python, rebuilt from the parameters."""
+    words = command_words("centrid", "token")
+    if words is not None:
+        return words
     words = [user_id] if user_id else []
     if role:
         words.append(f"--role={role}")

@@ -123,3 +123,14 @@ def retarget(engine: PostgresEngine, dsn: str) -> None:
     if engine.pool is not None:
         raise RuntimeError("close the engine's pool before retargeting it")
     engine.config = {"dsn": dsn}
+
+
+def configured_engine() -> PostgresEngine:
+    """The engine piccolo_conf configured: what the server, the migration
+    runner and every table class use."""
+    from piccolo.engine import engine_finder
+
+    engine = engine_finder()
+    if not isinstance(engine, PostgresEngine):
+        raise RuntimeError("piccolo_conf.DB must be a PostgresEngine")
+    return engine
