@@ -15,6 +15,7 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="centrid",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
+    # Derived from the registry (centrid.schema.tables.SECURITY), never listed here.
     table_classes=list(TABLE_CLASSES),
     # Admin login tables first, so our security migration can lock them down.
     migration_dependencies=[

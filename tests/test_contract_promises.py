@@ -25,7 +25,7 @@ from centrid.config import Settings
 from tests.api_support import app_client
 from tests.cluster import Cluster
 from tests.conftest import TEST_JWT_SECRET, MigratedDB, authenticator_dsn
-from tests.support import bearer, run_piccolo
+from tests.support import SIX_TABLES, bearer, run_piccolo
 
 @pytest.fixture
 async def unmigrated(cluster: Cluster, template_dsn: str, empty_dsn: str) -> AsyncIterator[str]:
@@ -66,7 +66,7 @@ async def _schema(dsn: str) -> dict[str, object]:
     try:
         tables = await conn.fetchval(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY($1::text[])",
-            ["user_profiles", "documents", "document_chunks", "agent_requests", "agent_sessions", "usage_events"],
+            list(SIX_TABLES),
         )
         has_ledger = await conn.fetchval("SELECT to_regclass('public.migration') IS NOT NULL")
         ledger = await conn.fetch("SELECT app_name, name FROM migration") if has_ledger else []

@@ -1,7 +1,7 @@
-"""Piccolo Admin over the six tables, behind Piccolo's own session login.
+"""Piccolo Admin over the registered tables, behind Piccolo's own session login.
 
 Its requests run in the request scope as `centrid_admin` (BYPASSRLS, grants
-on the six tables and on the admin login tables), whatever bearer token they
+on the registered tables and on the admin login tables), whatever bearer token they
 carry: admin access comes only from an admin login (`piccolo user create`),
 checked by Piccolo's session middleware on every `/admin/api/...` request.
 
@@ -11,7 +11,7 @@ Three adjustments to a stock `create_admin`:
   which `centrid_admin` may not read (no grants there; on Supabase that
   table belongs to the auth service). Piccolo Admin joins every foreign key
   to its target to show a readable value and links it to the target's admin
-  page, so the admin sees the six tables through copies of their classes in
+  page, so the admin sees the registered tables through copies of their classes in
   which each `auth.users` key is a plain UUID column: the same table and
   column, nothing joined.
 - CSRF under HTTPS. Piccolo's CSRF middleware, on a secure request, also
@@ -42,7 +42,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from centrid.config import Settings
 from centrid.request.state import request_headers
-from centrid.schema.tables import TABLE_CLASSES, AuthUser, UsageEvent
+from centrid.schema.roles import ADMIN_ROLE
+from centrid.schema.security import TableSecurity
+from centrid.schema.tables import SECURITY, AuthUser
 
 # ---------------------------------------------------------------------------
 # Tables as the admin sees them.
@@ -73,26 +75,32 @@ def admin_table(table: type[Table]) -> type[Table]:
     )
 
 
-def _read_only_ledger(piccolo_crud: Any, request: Request) -> None:
-    raise HTTPException(
-        status_code=405,
-        detail="usage_events is an insert-only ledger: rows cannot be changed or deleted.",
-    )
+def _insert_only(sec: TableSecurity) -> bool:
+    """The declaration grants the admin role neither UPDATE nor DELETE (the
+    usage ledger): the admin answers 405 instead of a database error."""
+    granted = {p for g in sec.grants if g.role == ADMIN_ROLE for p in g.privileges}
+    return not granted & {"UPDATE", "DELETE"}
+
+
+def _ledger_validators(tablename: str) -> Validators:
+    def refuse(piccolo_crud: Any, request: Request) -> None:
+        raise HTTPException(
+            status_code=405,
+            detail=f"{tablename} is an insert-only ledger: rows cannot be changed or deleted.",
+        )
+
+    return Validators(put_single=[refuse], patch_single=[refuse], delete_single=[refuse], delete_all=[refuse])
 
 
 def admin_tables() -> list[TableConfig]:
-    configs = []
-    for table in TABLE_CLASSES:
-        validators = None
-        if table is UsageEvent:
-            validators = Validators(
-                put_single=[_read_only_ledger],
-                patch_single=[_read_only_ledger],
-                delete_single=[_read_only_ledger],
-                delete_all=[_read_only_ledger],
-            )
-        configs.append(TableConfig(table_class=admin_table(table), validators=validators))
-    return configs
+    """Every registered table (centrid.schema.tables.SECURITY)."""
+    return [
+        TableConfig(
+            table_class=admin_table(sec.table),
+            validators=_ledger_validators(sec.tablename) if _insert_only(sec) else None,
+        )
+        for sec in SECURITY
+    ]
 
 
 # ---------------------------------------------------------------------------

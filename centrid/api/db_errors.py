@@ -15,13 +15,15 @@ from typing import Any
 import asyncpg
 
 from centrid.errors import ApiError, conflict, database_down, database_unavailable, forbidden, unauthorized, validation_error
+from centrid.schema.roles import ANON, API_ROLES
+from centrid.schema.tables import TABLE_NAMES
 
 log = logging.getLogger("centrid.error")
 
 # Our constraint names follow PostgreSQL's own convention:
-# <table>_<column>_check / _fkey / _key.
+# <table>_<column>_check / _fkey / _key, for every registered table.
 _CONSTRAINT = re.compile(
-    r"^(?P<table>user_profiles|documents|document_chunks|agent_requests|agent_sessions|usage_events)_"
+    "^(?P<table>" + "|".join(re.escape(t) for t in sorted(TABLE_NAMES, key=len, reverse=True)) + ")_"
     r"(?P<column>.+)_(?P<kind>check|fkey|key)$"
 )
 
@@ -55,14 +57,14 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 CROSS JOIN pg_roles r
 CROSS JOIN (VALUES ('INSERT'), ('UPDATE')) AS p(privilege)
 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
-  AND r.rolname IN ('anon', 'authenticated', 'service_role')
+  AND r.rolname = ANY($1::text[])
   AND has_column_privilege(r.oid, c.oid, a.attnum, p.privilege)
 """
 
 
 async def load_column_privileges(conn: asyncpg.Connection | Any) -> None:
     writable: dict[tuple[str, str, str], set[str]] = {}
-    for row in await conn.fetch(_COLUMN_PRIVILEGES_SQL):
+    for row in await conn.fetch(_COLUMN_PRIVILEGES_SQL, list(API_ROLES)):
         writable.setdefault((row["role"], row["table_name"], row["privilege"]), set()).add(row["column_name"])
     _WRITABLE.clear()
     _WRITABLE.update({key: frozenset(columns) for key, columns in writable.items()})
@@ -94,7 +96,7 @@ def map_database_error(
     # Never PostgreSQL's own text: it names relations and constraints.
     detail: dict[str, Any] = {"field": field, "message": "is not allowed"}
     if isinstance(exc, asyncpg.exceptions.InsufficientPrivilegeError):
-        if role == "anon":
+        if role == ANON:
             return unauthorized("sign in to do this")
         if "row-level security" in str(exc):
             return forbidden("this row may not be created for, or moved to, another owner")

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
+from centrid.schema.tables.documents import EMBEDDING_DIMENSIONS
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -164,7 +166,6 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 OMITTED: Any = Field(default=None)
 
 
-EMBEDDING_DIMENSIONS = 384
 # An element of pgvector's `vector` is a 4-byte float.
 VECTOR_ELEMENT_MAX = 3.4028234663852886e38
 # strict: a boolean or a numeric string is not a number here.

@@ -30,11 +30,13 @@ from centrid.api.fields import (
     Timestamp,
 )
 
-ProcessingStatus = Literal["pending", "processing", "completed", "failed"]
-PlanType = Literal["free", "pro", "enterprise"]
-SubscriptionStatus = Literal["active", "cancelled", "expired"]
-AgentType = Literal["create", "edit", "research"]
-RequestStatus = Literal["pending", "processing", "completed", "failed"]
+# The allowed values are declared once, beside their columns' CHECKs; the
+# models (and so OpenAPI's enums) use the same aliases. Re-exported for params.
+from centrid.schema.tables.agents import AgentType as AgentType
+from centrid.schema.tables.agents import RequestStatus as RequestStatus
+from centrid.schema.tables.documents import ProcessingStatus as ProcessingStatus
+from centrid.schema.tables.profiles import PlanType as PlanType
+from centrid.schema.tables.profiles import SubscriptionStatus as SubscriptionStatus
 
 
 

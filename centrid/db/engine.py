@@ -86,7 +86,7 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-AUTHENTICATOR_ROLE = "centrid_authenticator"
+from centrid.schema.roles import AUTHENTICATOR_ROLE as AUTHENTICATOR_ROLE  # noqa: E402  (named once)
 
 
 def with_user(dsn: str, user: str, password: str | None = None) -> str:

@@ -23,6 +23,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from centrid.config import Settings
 from centrid.db.engine import request_dsn
+from centrid.schema.roles import ANON
 
 _RESET_SQL = """
 SELECT pg_advisory_unlock_all();
@@ -71,7 +72,7 @@ async def open_pool(engine: PostgresEngine, cfg: Settings) -> str:
         dsn=dsn,
         min_size=cfg.pool_min_size,
         max_size=cfg.pool_max_size,
-        server_settings={"role": "anon", "application_name": "centrid"},
+        server_settings={"role": ANON, "application_name": "centrid"},
         reset=_reset,
         command_timeout=None,
         statement_cache_size=cfg.statement_cache_size,

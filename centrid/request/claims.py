@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-Role = Literal["anon", "authenticated", "service_role", "centrid_admin"]
-ROLES: tuple[Role, ...] = ("anon", "authenticated", "service_role", "centrid_admin")
+from centrid.schema.roles import ALL_ROLES as ROLES, Role as Role  # noqa: E402  (named once)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from centrid.request.buffering import BodyTooLarge, read_body, run_buffered
 from centrid.request.claims import Caller
 from centrid.request.failures import app_failure, commit_failure, overloaded, send_error, unavailable
 from centrid.request.state import request_headers, request_state
+from centrid.schema.roles import ADMIN_ROLE
 from centrid.request.tokens import InvalidToken, TokenCache
 from centrid.request.transaction import CommitFailed, Connection, RequestTransaction, TransactionNotBegun
 
@@ -97,7 +98,7 @@ class RequestScopeMiddleware:
         if self._is_admin(scope):
             # Piccolo Admin authenticates with its own session login; its
             # queries run under the admin role, never under a user token.
-            return Caller(role="centrid_admin")
+            return Caller(role=ADMIN_ROLE)
         return self.tokens.caller(headers.get("authorization"), self.jwt_secret())
 
     def _read_only(self, scope: Scope) -> bool:

@@ -14,9 +14,10 @@ from typing import Any
 import jwt
 
 from centrid.request.claims import ANON, Caller
+from centrid.schema.roles import API_ROLES
 
 ALGORITHM = "HS256"
-TOKEN_ROLES = ("anon", "authenticated", "service_role")
+TOKEN_ROLES = API_ROLES
 
 
 class InvalidToken(Exception):

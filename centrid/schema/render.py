@@ -1,13 +1,21 @@
-"""Declarations -> SQL, for the security migration.
+"""Declarations -> SQL: the one renderer.
 
-The output is pasted literally into a migration file (see
-`centrid.commands.new_migration`), so a migration keeps meaning what
-it meant when it was written even after the declarations move on.
+Migrations paste its output literally into their files (see
+`centrid.schema.plan`), so a migration keeps meaning what it meant when it
+was written even after the declarations move on. `piccolo centrid check`
+runs the very same statements against a copy of each table in pg_temp
+(`table_statements(..., schema="pg_temp")`, centrid.schema.drift), so the
+live database is compared with exactly what a migration creates.
 """
 
 from __future__ import annotations
 
-from centrid.schema.security import ADMIN_ROLE, ALL_ROLES, Extension, Grant, Policy, TableSecurity
+from dataclasses import dataclass
+
+
+from centrid.schema.difference import Kind
+from centrid.schema.roles import ADMIN_ROLE, ALL_ROLES, API_ROLES
+from centrid.schema.security import Extension, Grant, Policy, Privilege, TableSecurity
 
 # Tables that are not user data: Piccolo's migration ledger and the admin
 # login tables. No API role may reach them; the admin role may use its own.
@@ -55,8 +63,8 @@ def _roles(roles: tuple[str, ...]) -> str:
     return ", ".join(roles)
 
 
-def policy_sql(table: str, policy: Policy) -> str:
-    sql = f"CREATE POLICY {policy.name} ON public.{table} AS PERMISSIVE FOR {policy.command} TO {_roles(policy.roles)}"
+def policy_sql(table: str, policy: Policy, *, schema: str = "public") -> str:
+    sql = f"CREATE POLICY {policy.name} ON {schema}.{table} AS PERMISSIVE FOR {policy.command} TO {_roles(policy.roles)}"
     if policy.using is not None:
         sql += f"\n    USING ({policy.using})"
     if policy.with_check is not None:
@@ -64,13 +72,13 @@ def policy_sql(table: str, policy: Policy) -> str:
     return sql + ";"
 
 
-def grant_sql(table: str, grant: Grant) -> str:
+def grant_sql(table: str, grant: Grant, *, schema: str = "public") -> str:
     if grant.columns:
         cols = ", ".join(grant.columns)
         privileges = ", ".join(f"{p} ({cols})" for p in grant.privileges)
     else:
         privileges = ", ".join(grant.privileges)
-    return f"GRANT {privileges} ON public.{table} TO {grant.role};"
+    return f"GRANT {privileges} ON {schema}.{table} TO {grant.role};"
 
 
 # Snapshot keys of extensions start with this; table names never contain ':'.
@@ -116,29 +124,60 @@ def declared_extensions(tables: tuple[TableSecurity, ...] | list[TableSecurity])
     return list(seen.values())
 
 
-def table_forwards_sql(sec: TableSecurity) -> str:
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a table's security, with what it creates (for the
+    drift check's report when PostgreSQL refuses it)."""
+
+    kind: Kind
+    name: str
+    sql: str
+
+
+def table_statements(sec: TableSecurity, *, schema: str = "public") -> list[Statement]:
+    """Everything `sec` puts on its table, in the order a migration runs it."""
     t = sec.tablename
-    lines = [f"-- {t}"]
+    target = f"{schema}.{t}"
+    out: list[Statement] = []
     if sec.tsvector is not None:
         tv = sec.tsvector
-        lines.append(
-            f"ALTER TABLE public.{t} ADD COLUMN {tv.column} tsvector GENERATED ALWAYS AS "
-            f"(to_tsvector('{tv.config}'::regconfig, coalesce({tv.source}, ''))) STORED;"
+        out.append(
+            Statement(
+                "column",
+                tv.column,
+                f"ALTER TABLE {target} ADD COLUMN {tv.column} tsvector GENERATED ALWAYS AS "
+                f"(to_tsvector('{tv.config}'::regconfig, coalesce({tv.source}, ''))) STORED;",
+            )
         )
     for index in sec.indexes:
-        lines.append(f"CREATE INDEX {index.name} ON public.{t} USING {index.method} {index.definition};")
-    if sec.owner_default is not None:
-        lines.append(f"ALTER TABLE public.{t} ALTER COLUMN {sec.owner_default} SET DEFAULT auth.uid();")
-    if sec.touch_updated_at:
-        lines.append(
-            f"CREATE TRIGGER {t}_touch_updated_at BEFORE UPDATE ON public.{t} "
-            "FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();"
+        out.append(
+            Statement("index", index.name, f"CREATE INDEX {index.name} ON {target} USING {index.method} {index.definition};")
         )
-    lines.append(f"ALTER TABLE public.{t} ENABLE ROW LEVEL SECURITY;")
-    lines.append(f"REVOKE ALL ON public.{t} FROM PUBLIC, {_roles(ALL_ROLES)};")
-    lines.extend(grant_sql(t, g) for g in sec.grants)
-    lines.extend(policy_sql(t, p) for p in sec.policies)
-    return "\n".join(lines)
+    if sec.owner_default is not None:
+        out.append(
+            Statement(
+                "column", sec.owner_default, f"ALTER TABLE {target} ALTER COLUMN {sec.owner_default} SET DEFAULT auth.uid();"
+            )
+        )
+    if sec.touch_updated_at:
+        name = f"{t}_touch_updated_at"
+        out.append(
+            Statement(
+                "trigger",
+                name,
+                f"CREATE TRIGGER {name} BEFORE UPDATE ON {target} "
+                "FOR EACH ROW EXECUTE FUNCTION public.centrid_touch_updated_at();",
+            )
+        )
+    out.append(Statement("rls", "", f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY;"))
+    out.append(Statement("grant", "", f"REVOKE ALL ON {target} FROM PUBLIC, {_roles(ALL_ROLES)};"))
+    out.extend(Statement("grant", g.role, grant_sql(t, g, schema=schema)) for g in sec.grants)
+    out.extend(Statement("policy", p.name, policy_sql(t, p, schema=schema)) for p in sec.policies)
+    return out
+
+
+def table_forwards_sql(sec: TableSecurity) -> str:
+    return "\n".join([f"-- {sec.tablename}", *(s.sql for s in table_statements(sec))])
 
 
 def table_backwards_sql(sec: TableSecurity) -> str:
@@ -157,14 +196,24 @@ def table_backwards_sql(sec: TableSecurity) -> str:
     return "\n".join(lines)
 
 
+_CRUD: tuple[Privilege, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def internal_table_grants() -> dict[str, tuple[Grant, ...]]:
+    """What the security migration leaves on the tables that are not user
+    data: nothing for any API role; the admin login tables for the admin."""
+    return {t: ((Grant(ADMIN_ROLE, _CRUD),) if t in ADMIN_LOGIN_TABLES else ()) for t in INTERNAL_TABLES}
+
+
 def internal_tables_forwards_sql() -> str:
     lines = ["-- internal tables: out of reach of every API role"]
     for t in INTERNAL_TABLES:
         lines.append(f"ALTER TABLE public.{t} ENABLE ROW LEVEL SECURITY;")
-        lines.append(f"REVOKE ALL ON public.{t} FROM PUBLIC, anon, authenticated, service_role;")
-    for t in ADMIN_LOGIN_TABLES:
-        lines.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON public.{t} TO {ADMIN_ROLE};")
-        lines.append(f"GRANT USAGE, SELECT ON SEQUENCE public.{t}_id_seq TO {ADMIN_ROLE};")
+        lines.append(f"REVOKE ALL ON public.{t} FROM PUBLIC, {_roles(API_ROLES)};")
+    for t, grants in internal_table_grants().items():
+        for grant in grants:
+            lines.append(grant_sql(t, grant))
+            lines.append(f"GRANT USAGE, SELECT ON SEQUENCE public.{t}_id_seq TO {grant.role};")
     lines.append(f"GRANT USAGE ON SCHEMA public TO {_roles(ALL_ROLES)};")
     return "\n".join(lines)
 

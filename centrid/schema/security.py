@@ -8,17 +8,21 @@ migrations, and `piccolo centrid check` compares them with a live database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Literal
 
 from piccolo.table import Table
 
+# Re-exported: a table module declares roles with the rest of its vocabulary.
+from centrid.schema.roles import ADMIN_ROLE as ADMIN_ROLE
+from centrid.schema.roles import ALL_ROLES as ALL_ROLES
+from centrid.schema.roles import ANON as ANON
+from centrid.schema.roles import API_ROLES as API_ROLES
+from centrid.schema.roles import AUTHENTICATED as AUTHENTICATED
+from centrid.schema.roles import SERVICE_ROLE as SERVICE_ROLE
+
 Command = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
 Privilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]
-
-API_ROLES = ("anon", "authenticated", "service_role")
-ADMIN_ROLE = "centrid_admin"
-ALL_ROLES = (*API_ROLES, ADMIN_ROLE)
 
 # Evaluated once per statement thanks to the scalar sub-select (an InitPlan)
 # instead of once per row.
@@ -100,9 +104,17 @@ class GeneratedTsvector:
 
 @dataclass(frozen=True)
 class TableSecurity:
+    """Everything the database enforces on one table, beside its class.
+
+    `owned_by` (a predicate such as `owned_by_caller()`) with `writable`
+    adds the owner policies, named after `table`: SELECT plus the listed
+    write commands for `authenticated` (see `owner_policies`). They come
+    before any `policies` given; `policies` then holds them all.
+    """
+
     table: type[Table]
-    policies: tuple[Policy, ...]
     grants: tuple[Grant, ...]
+    policies: tuple[Policy, ...] = ()
     # Column that defaults to auth.uid() for a user's own rows.
     owner_default: str | None = None
     touch_updated_at: bool = True
@@ -110,6 +122,16 @@ class TableSecurity:
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     # Extensions the table's columns or indexes need (created before it).
     extensions: tuple[Extension, ...] = field(default_factory=tuple)
+    owned_by: InitVar[str | None] = None
+    writable: InitVar[tuple[Command, ...]] = ()
+
+    def __post_init__(self, owned_by: str | None, writable: tuple[Command, ...]) -> None:
+        if owned_by is not None:
+            derived = owner_policies(self.tablename, owned_by, writable=writable)
+            # Frozen: set once, here, so `policies` is the whole set for every reader.
+            object.__setattr__(self, "policies", (*derived, *self.policies))
+        elif writable:
+            raise ValueError(f"{self.tablename}: `writable` needs `owned_by`, the predicate that guards it")
 
     @property
     def tablename(self) -> str:
@@ -121,17 +143,17 @@ def owner_policies(table: str, predicate: str, *, writable: tuple[Command, ...])
     """SELECT plus the given write commands for `authenticated`, all guarded
     by `predicate`. Writes carry WITH CHECK so a row can never be created
     for, or moved to, someone else."""
-    policies = [Policy(f"{table}_select_own", "SELECT", ("authenticated",), using=predicate)]
+    policies = [Policy(f"{table}_select_own", "SELECT", (AUTHENTICATED,), using=predicate)]
     for command in writable:
         lower = command.lower()
         if command == "INSERT":
-            policies.append(Policy(f"{table}_{lower}_own", command, ("authenticated",), with_check=predicate))
+            policies.append(Policy(f"{table}_{lower}_own", command, (AUTHENTICATED,), with_check=predicate))
         elif command == "UPDATE":
             policies.append(
-                Policy(f"{table}_{lower}_own", command, ("authenticated",), using=predicate, with_check=predicate)
+                Policy(f"{table}_{lower}_own", command, (AUTHENTICATED,), using=predicate, with_check=predicate)
             )
         else:
-            policies.append(Policy(f"{table}_{lower}_own", command, ("authenticated",), using=predicate))
+            policies.append(Policy(f"{table}_{lower}_own", command, (AUTHENTICATED,), using=predicate))
     return tuple(policies)
 
 
@@ -144,4 +166,4 @@ def service_grants(*, insert_only: bool = False) -> tuple[Grant, ...]:
     privileges: tuple[Privilege, ...] = (
         ("SELECT", "INSERT") if insert_only else ("SELECT", "INSERT", "UPDATE", "DELETE")
     )
-    return (Grant("service_role", privileges), Grant(ADMIN_ROLE, privileges))
+    return (Grant(SERVICE_ROLE, privileges), Grant(ADMIN_ROLE, privileges))

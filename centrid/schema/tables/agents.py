@@ -4,16 +4,18 @@ A user asks; only the service executes: status, progress, results and
 token_cost are written by service_role alone.
 """
 
+from typing import Literal
+
 from piccolo.columns import JSONB, UUID, Integer, Real, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from centrid.schema.security import Grant, Index, TableSecurity, owned_by_caller, owner_policies, service_grants
-from centrid.schema.tables.columns import created_at, owner, updated_at
+from centrid.schema.security import ANON, AUTHENTICATED, Grant, Index, TableSecurity, owned_by_caller, service_grants
+from centrid.schema.tables.columns import created_at, one_of, owner, updated_at
 
-AGENT_TYPES = ("create", "edit", "research")
-REQUEST_STATUSES = ("pending", "processing", "completed", "failed")
-SERVICE_OWNED_REQUEST_FIELDS = ("status", "progress", "results", "token_cost")
+# The allowed values, stated once: the CHECKs below and the API's models use them.
+AgentType = Literal["create", "edit", "research"]
+RequestStatus = Literal["pending", "processing", "completed", "failed"]
 
 
 class AgentRequest(Table, tablename="agent_requests"):
@@ -28,9 +30,8 @@ class AgentRequest(Table, tablename="agent_requests"):
     created_at = created_at()
     updated_at = updated_at()
 
-    agent_requests_agent_type_check = Check("agent_type IN ('create', 'edit', 'research')")
-    agent_requests_status_check = Check(
-        "status IN ('pending', 'processing', 'completed', 'failed')")
+    agent_requests_agent_type_check = one_of("agent_type", AgentType)
+    agent_requests_status_check = one_of("status", RequestStatus)
     agent_requests_progress_check = Check("progress >= 0 AND progress <= 1")
     agent_requests_token_cost_check = Check(
         "token_cost IS NULL OR token_cost >= 0")
@@ -38,12 +39,14 @@ class AgentRequest(Table, tablename="agent_requests"):
 
 REQUEST_SECURITY = TableSecurity(
     table=AgentRequest,
-    policies=owner_policies("agent_requests", owned_by_caller(), writable=("INSERT", "UPDATE", "DELETE")),
+    owned_by=owned_by_caller(),
+    writable=("INSERT", "UPDATE", "DELETE"),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT", "DELETE")),
-        Grant("authenticated", ("INSERT",), columns=("user_id", "agent_type", "content")),
-        Grant("authenticated", ("UPDATE",), columns=("agent_type", "content")),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT", "DELETE")),
+        # status, progress, results and token_cost: the service's alone.
+        Grant(AUTHENTICATED, ("INSERT",), columns=("user_id", "agent_type", "content")),
+        Grant(AUTHENTICATED, ("UPDATE",), columns=("agent_type", "content")),
         *service_grants(),
     ),
     owner_default="user_id",
@@ -65,12 +68,13 @@ class AgentSession(Table, tablename="agent_sessions"):
 
 SESSION_SECURITY = TableSecurity(
     table=AgentSession,
-    policies=owner_policies("agent_sessions", owned_by_caller(), writable=("INSERT", "UPDATE", "DELETE")),
+    owned_by=owned_by_caller(),
+    writable=("INSERT", "UPDATE", "DELETE"),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT", "DELETE")),
-        Grant("authenticated", ("INSERT",), columns=("user_id", "request_chain", "context_state")),
-        Grant("authenticated", ("UPDATE",), columns=("request_chain", "context_state")),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT", "DELETE")),
+        Grant(AUTHENTICATED, ("INSERT",), columns=("user_id", "request_chain", "context_state")),
+        Grant(AUTHENTICATED, ("UPDATE",), columns=("request_chain", "context_state")),
         *service_grants(),
     ),
     owner_default="user_id",

@@ -1,10 +1,11 @@
 """Column factories shared by every table, so each table says only what is its own."""
 
-from typing import Any
+from typing import Any, get_args
 
 from piccolo.columns import Column, ForeignKey, Timestamptz
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Check
 
 from centrid.schema.tables.auth import AuthUser
 
@@ -28,6 +29,20 @@ def owner(*, unique: bool = False, index: bool = True) -> ForeignKey[AuthUser]:
         unique=unique,
         index=index,
     )
+
+
+def one_of(column: str, allowed: Any) -> Check:
+    """The CHECK for a text column limited to a `Literal` alias's values.
+
+    The alias is the one statement of the set: the API's request and
+    response models use it as their field type (so OpenAPI lists the same
+    enum), and this renders it as `column IN ('a', 'b')`, the text the
+    migrations were generated from.
+    """
+    values = get_args(allowed)
+    if not values or not all(isinstance(v, str) and "'" not in v for v in values):
+        raise TypeError(f"{column}: one_of needs a Literal of plain strings, got {allowed!r}")
+    return Check(f"{column} IN ({', '.join(repr(v) for v in values)})")
 
 
 class Vector(Column):

@@ -4,12 +4,16 @@ Chunks have no owner column of their own: they are reachable exactly when
 their parent document is, so ownership can never disagree between the two.
 """
 
+from typing import Literal
+
 from piccolo.columns import UUID, ForeignKey, Integer, Text
 from piccolo.columns.base import OnDelete
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
 from centrid.schema.security import (
+    ANON,
+    AUTHENTICATED,
     CURRENT_UID,
     Extension,
     GeneratedTsvector,
@@ -17,12 +21,12 @@ from centrid.schema.security import (
     Index,
     TableSecurity,
     owned_by_caller,
-    owner_policies,
     service_grants,
 )
-from centrid.schema.tables.columns import Vector, created_at, owner, updated_at
+from centrid.schema.tables.columns import Vector, created_at, one_of, owner, updated_at
 
-PROCESSING_STATUSES = ("pending", "processing", "completed", "failed")
+# The allowed values, stated once: the CHECK below and the API's models use them.
+ProcessingStatus = Literal["pending", "processing", "completed", "failed"]
 
 # gte-small, Supabase's default embedding model; another dimension is a migration.
 EMBEDDING_DIMENSIONS = 384
@@ -53,24 +57,24 @@ class Document(Table, tablename="documents"):
     created_at = created_at()
     updated_at = updated_at()
 
-    documents_processing_status_check = Check(
-        "processing_status IN ('pending', 'processing', 'completed', 'failed')")
+    documents_processing_status_check = one_of("processing_status", ProcessingStatus)
     documents_file_size_check = Check("file_size > 0")
 
 
 DOCUMENT_SECURITY = TableSecurity(
     table=Document,
-    policies=owner_policies("documents", owned_by_caller(), writable=("INSERT", "UPDATE", "DELETE")),
+    owned_by=owned_by_caller(),
+    writable=("INSERT", "UPDATE", "DELETE"),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT", "DELETE")),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT", "DELETE")),
         Grant(
-            "authenticated",
+            AUTHENTICATED,
             ("INSERT",),
             columns=("user_id", "filename", "file_type", "file_size", "processing_status", "content_text", "storage_path"),
         ),
         Grant(
-            "authenticated",
+            AUTHENTICATED,
             ("UPDATE",),
             columns=("filename", "file_type", "file_size", "processing_status", "content_text", "storage_path"),
         ),
@@ -113,14 +117,15 @@ _CHUNK_OWNED = (
 
 CHUNK_SECURITY = TableSecurity(
     table=DocumentChunk,
-    policies=owner_policies("document_chunks", _CHUNK_OWNED, writable=("INSERT", "UPDATE", "DELETE")),
+    owned_by=_CHUNK_OWNED,
+    writable=("INSERT", "UPDATE", "DELETE"),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT", "DELETE")),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT", "DELETE")),
         Grant(
-            "authenticated", ("INSERT",), columns=("document_id", "chunk_index", "content", "section_title", "embedding")
+            AUTHENTICATED, ("INSERT",), columns=("document_id", "chunk_index", "content", "section_title", "embedding")
         ),
-        Grant("authenticated", ("UPDATE",), columns=("chunk_index", "content", "section_title", "embedding")),
+        Grant(AUTHENTICATED, ("UPDATE",), columns=("chunk_index", "content", "section_title", "embedding")),
         *service_grants(),
     ),
     touch_updated_at=False,

@@ -4,15 +4,18 @@ A user may rename themself; plan, counters and subscription belong to
 billing (service_role).
 """
 
+from typing import Literal
+
 from piccolo.columns import UUID, Integer, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from centrid.schema.security import Grant, TableSecurity, owned_by_caller, owner_policies, service_grants
-from centrid.schema.tables.columns import created_at, owner, updated_at
+from centrid.schema.security import ANON, AUTHENTICATED, Grant, TableSecurity, owned_by_caller, service_grants
+from centrid.schema.tables.columns import created_at, one_of, owner, updated_at
 
-PLAN_TYPES = ("free", "pro", "enterprise")
-SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired")
+# The allowed values, stated once: the CHECKs below and the API's models use them.
+PlanType = Literal["free", "pro", "enterprise"]
+SubscriptionStatus = Literal["active", "cancelled", "expired"]
 
 
 class UserProfile(Table, tablename="user_profiles"):
@@ -25,9 +28,8 @@ class UserProfile(Table, tablename="user_profiles"):
     created_at = created_at()
     updated_at = updated_at()
 
-    user_profiles_plan_type_check = Check("plan_type IN ('free', 'pro', 'enterprise')")
-    user_profiles_subscription_status_check = Check(
-        "subscription_status IN ('active', 'cancelled', 'expired')")
+    user_profiles_plan_type_check = one_of("plan_type", PlanType)
+    user_profiles_subscription_status_check = one_of("subscription_status", SubscriptionStatus)
     user_profiles_usage_count_check = Check("usage_count >= 0")
 
 
@@ -35,11 +37,12 @@ PROFILE_SECURITY = TableSecurity(
     table=UserProfile,
     # No INSERT (the auth.users trigger creates profiles) and no DELETE
     # (deleting the auth user cascades).
-    policies=owner_policies("user_profiles", owned_by_caller(), writable=("UPDATE",)),
+    owned_by=owned_by_caller(),
+    writable=("UPDATE",),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT",)),
-        Grant("authenticated", ("UPDATE",), columns=("name",)),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT",)),
+        Grant(AUTHENTICATED, ("UPDATE",), columns=("name",)),
         *service_grants(),
     ),
     owner_default="user_id",

@@ -8,7 +8,7 @@ from piccolo.columns import JSONB, UUID, Integer, Numeric, Text
 from piccolo.constraints import Check
 from piccolo.table import Table
 
-from centrid.schema.security import Grant, Index, TableSecurity, owned_by_caller, owner_policies, service_grants
+from centrid.schema.security import ANON, AUTHENTICATED, Grant, Index, TableSecurity, owned_by_caller, service_grants
 from centrid.schema.tables.columns import created_at, owner
 
 
@@ -29,10 +29,11 @@ class UsageEvent(Table, tablename="usage_events"):
 
 USAGE_SECURITY = TableSecurity(
     table=UsageEvent,
-    policies=owner_policies("usage_events", owned_by_caller(), writable=()),
+    owned_by=owned_by_caller(),
+    writable=(),
     grants=(
-        Grant("anon", ("SELECT",)),
-        Grant("authenticated", ("SELECT",)),
+        Grant(ANON, ("SELECT",)),
+        Grant(AUTHENTICATED, ("SELECT",)),
         *service_grants(insert_only=True),
     ),
     owner_default="user_id",
