@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from piccolo.custom_types import Combinable
-
 from centrid.api import models
+from centrid.api.filters import equals
 from centrid.api.http import Endpoint
 from centrid.api.params import AgentRequestQuery, PageQuery
 from centrid.api.resources import Resource
 from centrid.schema.tables import AgentRequest, AgentSession
-
-
-def _request_filters(q: AgentRequestQuery) -> list[Combinable]:
-    where: list[Combinable] = []
-    if q.status is not None:
-        where.append(AgentRequest.status == q.status)
-    if q.agent_type is not None:
-        where.append(AgentRequest.agent_type == q.agent_type)
-    return where
-
-
-def _no_filters(q: PageQuery) -> list[Combinable]:
-    return []
 
 
 AGENT_REQUESTS: Resource[models.AgentRequest, AgentRequestQuery] = Resource(
@@ -32,7 +18,7 @@ AGENT_REQUESTS: Resource[models.AgentRequest, AgentRequestQuery] = Resource(
     create=models.AgentRequestCreate,
     patch=models.AgentRequestPatch,
     query=AgentRequestQuery,
-    filters=_request_filters,
+    filters=(equals(AgentRequest.status), equals(AgentRequest.agent_type)),
 )
 
 AGENT_SESSIONS: Resource[models.AgentSession, PageQuery] = Resource(
@@ -43,7 +29,6 @@ AGENT_SESSIONS: Resource[models.AgentSession, PageQuery] = Resource(
     create=models.AgentSessionCreate,
     patch=models.AgentSessionPatch,
     query=PageQuery,
-    filters=_no_filters,
     # Sessions are "recently active first".
     order_column="updated_at",
 )

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from piccolo.columns.combination import WhereRaw
-from piccolo.custom_types import Combinable
 from starlette.requests import Request
 from starlette.responses import Response
 
 from centrid.api import models
+from centrid.api.filters import equals, text_search
 from centrid.api.http import Endpoint, json_response, parse_query
 from centrid.api.params import DocumentQuery, SearchQuery
 from centrid.api.resources import Resource
 from centrid.errors import not_found
 from centrid.schema.tables import Document, DocumentChunk
-
-
-def _document_filters(q: DocumentQuery) -> list[Combinable]:
-    where: list[Combinable] = []
-    if q.processing_status is not None:
-        where.append(Document.processing_status == q.processing_status)
-    if q.q is not None:
-        # websearch_to_tsquery never fails on user syntax: quotes, operators
-        # and stray punctuation are all valid input to it.
-        where.append(WhereRaw("search_vector @@ websearch_to_tsquery('english', {})", q.q))
-    return where
 
 
 DOCUMENTS: Resource[models.Document, DocumentQuery] = Resource(
@@ -34,7 +22,7 @@ DOCUMENTS: Resource[models.Document, DocumentQuery] = Resource(
     create=models.DocumentCreate,
     patch=models.DocumentPatch,
     query=DocumentQuery,
-    filters=_document_filters,
+    filters=(equals(Document.processing_status), text_search("q")),
 )
 
 MAX_CHUNKS_PER_REQUEST = 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,9 +17,7 @@ from centrid.api.fields import (
     OMITTED,
     Embedding,
     Fraction,
-    Int32,
     Json,
-    Limit,
     Money,
     MoneyIn,
     NonEmptyText,
@@ -27,7 +25,6 @@ from centrid.api.fields import (
     OwnerId,
     PositiveInt32,
     Text,
-    Timestamp,
 )
 
 # The allowed values are declared once, beside their columns' CHECKs; the

@@ -7,7 +7,6 @@ express what the client asked for; RLS decides what exists for the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from centrid.api.filters import QueryFilter, equals, where_clauses
 from centrid.api.http import Endpoint, empty_response, json_response, parse_body, parse_query, rows_response
 from centrid.api.models import Input, ListOf, Row
 from centrid.api.params import PageQuery
@@ -43,10 +43,15 @@ class Resource(Generic[RowT, QueryT]):
     row: type[RowT]
     create: type[Input]
     query: type[QueryT]
-    filters: Callable[[QueryT], list[Combinable]]
+    # The list endpoint's parameters besides paging and `user_id`.
+    filters: tuple[QueryFilter, ...] = ()
     # None for tables whose rows are never changed (the usage ledger).
     patch: type[Input] | None = None
     order_column: str = "created_at"
+
+    def __post_init__(self) -> None:
+        unknown = {f.field for f in self.filters} - set(self.query.model_fields)
+        assert not unknown, f"{self.path}: filters on parameters {self.query.__name__} lacks: {unknown}"
 
     @property
     def page_model(self) -> type[BaseModel]:
@@ -62,9 +67,8 @@ class Resource(Generic[RowT, QueryT]):
 
     async def list_many(self, request: Request) -> Response:
         q = parse_query(request, self.query)
-        where = self.filters(q)
-        if q.user_id is not None:
-            where.append(self.table._meta.get_column_by_name("user_id") == q.user_id)
+        owner = equals(self.table._meta.get_column_by_name("user_id"))
+        where = where_clauses((*self.filters, owner), q)
         try:
             page = await select_page_json(
                 self.table, self.row, where, order_column=self.order_column, limit=q.limit, cursor=q.cursor

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from piccolo.custom_types import Combinable
 from starlette.requests import Request
 from starlette.responses import Response
 
 from centrid.api import models
+from centrid.api.filters import at_or_after, before, equals
 from centrid.api.http import Endpoint, json_response, parse_query
 from centrid.api.params import SummaryQuery, UsageEventQuery
 from centrid.api.resources import Resource
 from centrid.schema.tables import UsageEvent
-
-
-def _usage_filters(q: UsageEventQuery) -> list[Combinable]:
-    where: list[Combinable] = []
-    if q.event_type is not None:
-        where.append(UsageEvent.event_type == q.event_type)
-    if q.since is not None:
-        where.append(UsageEvent.created_at >= q.since)
-    if q.until is not None:
-        where.append(UsageEvent.created_at < q.until)
-    return where
 
 
 USAGE_EVENTS: Resource[models.UsageEvent, UsageEventQuery] = Resource(
@@ -33,7 +22,11 @@ USAGE_EVENTS: Resource[models.UsageEvent, UsageEventQuery] = Resource(
     # refused by the database (403), not by a handler.
     create=models.UsageEventCreate,
     query=UsageEventQuery,
-    filters=_usage_filters,
+    filters=(
+        equals(UsageEvent.event_type),
+        at_or_after(UsageEvent.created_at, "since"),
+        before(UsageEvent.created_at, "until"),
+    ),
 )
 
 
