@@ -16,10 +16,11 @@ from centrid.api.http import Endpoint, caller_of, json_response, parse_body
 from centrid.errors import not_found, unauthorized
 from centrid.queries.rows import select_one, update_where
 from centrid.schema.tables import UserProfile
+from centrid.schema import roles
 
 
 def _mine(request: Request) -> Combinable:
-    if caller_of(request).role == "anon":
+    if caller_of(request).role == roles.ANON:
         raise unauthorized()
     return WhereRaw("user_id = auth.uid()")
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from centrid.api.http import Endpoint, Handler, caller_of
 from centrid.errors import ApiError, unauthorized
+from centrid.schema import roles
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -27,7 +28,7 @@ def _dispatcher(by_method: dict[str, Handler], reads_only: frozenset[str]) -> Ha
         handler = by_method.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
             raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allowed})
-        if request.method in WRITE_METHODS and request.method not in reads_only and caller_of(request).role == "anon":
+        if request.method in WRITE_METHODS and request.method not in reads_only and caller_of(request).role == roles.ANON:
             # Authentication, not authorization: anon holds no write grant
             # anywhere, so say "sign in" before any lookup can say "404".
             raise unauthorized("sign in to do this")

@@ -25,6 +25,7 @@ from centrid.api.params import Query, SearchText
 from centrid.errors import not_found, validation_error
 from centrid.queries import chunks as chunk_queries
 from centrid.queries import search as search_queries
+from centrid.schema import roles
 
 # --------------------------------------------------------------------------
 # Bodies
@@ -211,7 +212,7 @@ async def search(request: Request) -> Response:
     req: SearchRequest = _validate(_SEARCH, body)
     caller = caller_of(request)
     owner = None
-    if caller.role == "authenticated" and caller.sub is not None:
+    if caller.role == roles.AUTHENTICATED and caller.sub is not None:
         owner = uuid.UUID(caller.sub)  # a planner hint; RLS decides
     scope = search_queries.Scope(
         owner=owner, document_ids=tuple(req.document_ids) if req.document_ids is not None else None

@@ -11,6 +11,7 @@ from centrid.db.piccolo_adapter import command_words
 from centrid.request.secret import jwt_secret
 from centrid.request.tokens import mint_token
 from centrid.schema.tables.auth import AuthUser
+from centrid.schema import roles
 
 
 async def create_user(email: str, name: str | None = None) -> None:
@@ -31,7 +32,7 @@ async def create_user(email: str, name: str | None = None) -> None:
 def _token_arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="piccolo centrid token", description="Print a signed JWT.")
     parser.add_argument("user_id", nargs="?", help="the auth.users id (the token's sub)")
-    parser.add_argument("--role", choices=("authenticated", "service_role"), default="authenticated")
+    parser.add_argument("--role", choices=(roles.AUTHENTICATED, roles.SERVICE_ROLE), default=roles.AUTHENTICATED)
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)  # Piccolo's own flag
     return parser
@@ -68,7 +69,7 @@ def token(user_id: str = "", role: str = "", ttl: str = "") -> None:
     """
     parser = _token_arguments()
     options = parser.parse_args(_command_line(user_id, role, ttl))
-    if options.user_id is None and options.role != "service_role":
+    if options.user_id is None and options.role != roles.SERVICE_ROLE:
         parser.error("USER_ID is required for an authenticated token")
     if options.user_id is not None:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from centrid.schema import roles
 from centrid.schema.roles import ALL_ROLES as ROLES, Role as Role  # noqa: E402  (named once)
 
 
@@ -36,7 +37,7 @@ class Caller:
         return json.dumps(claims, separators=(",", ":"))
 
 
-ANON = Caller(role="anon")
+ANON = Caller(role=roles.ANON)
 
 _SCOPE_SQL = """
 SELECT set_config('request.jwt.claims', $1, true),

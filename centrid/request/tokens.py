@@ -14,10 +14,13 @@ from typing import Any
 import jwt
 
 from centrid.request.claims import ANON, Caller
+from centrid.schema import roles
 from centrid.schema.roles import API_ROLES
 
 ALGORITHM = "HS256"
 TOKEN_ROLES = API_ROLES
+# Supabase's audience for user tokens (it happens to spell the role's name).
+AUDIENCE = "authenticated"
 
 
 class InvalidToken(Exception):
@@ -56,16 +59,16 @@ def caller_from_authorization(header: str | None, secret: str) -> Caller:
     if role not in TOKEN_ROLES:
         raise InvalidToken("token role is not accepted")
     sub = claims.get("sub")
-    if role == "authenticated":
+    if role == roles.AUTHENTICATED:
         aud = claims.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
-        if "authenticated" not in audiences:
+        if AUDIENCE not in audiences:
             raise InvalidToken("token audience must be 'authenticated'")
         if not _valid_uuid(sub):
             raise InvalidToken("token subject must be a user id (UUID)")
     elif sub is not None and not _valid_uuid(sub):
         raise InvalidToken("token subject must be a user id (UUID)")
-    if role == "anon":
+    if role == roles.ANON:
         return ANON
     return Caller(role=role, sub=sub, claims=claims)
 
@@ -119,6 +122,6 @@ def mint_token(user_id: str | None, role: str, secret: str, ttl_seconds: int = 3
     claims: dict[str, Any] = {"role": role, "iat": now, "exp": now + ttl_seconds}
     if user_id is not None:
         claims["sub"] = user_id
-    if role == "authenticated":
-        claims["aud"] = "authenticated"
+    if role == roles.AUTHENTICATED:
+        claims["aud"] = AUDIENCE
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
