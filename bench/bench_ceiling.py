@@ -149,7 +149,13 @@ def start_program(name: str, dsn: str, secret: str, workers: int, scratch: Path,
             "HOST": HOST,
             "PORT": str(port),
         })
-        if name == "before":
+        if name == "before" and service_loop == "server":
+            # Another checkout's service started as this one is (`python server.py`, uvloop and
+            # httptools): for comparing two versions of the request path.
+            assert before_dir is not None
+            cwd = before_dir
+            args = [sys.executable, str(before_dir / "server.py")]
+        elif name == "before":
             # Another checkout's service (e.g. `git archive main`), as it shipped: asyncio and h11.
             assert before_dir is not None
             cwd = before_dir
@@ -513,8 +519,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds-high", type=float, default=30, help="seconds per run at 1000 (default 30)")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per program (default 3)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the interleaved sweep (default 1)")
-    parser.add_argument("--service-loop", choices=("auto", "asyncio"), default="auto",
-                        help="asyncio: run the service on plain asyncio + h11 (the pre-uvloop baseline)")
+    parser.add_argument("--service-loop", choices=("auto", "asyncio", "server"), default="auto",
+                        help="asyncio: run the service on plain asyncio + h11 (the pre-uvloop baseline); "
+                             "server: run both 'service' and 'before' as `python server.py` (comparing two "
+                             "versions of the request path)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the RSS phase")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of the service under list load")
     parser.add_argument("--profile-output", type=Path, help="keep py-spy's raw collapsed stacks here")
