@@ -505,12 +505,13 @@ def report(
         *[f"- {fact}" for fact in bench.facts],
         f"- Command: `{common.command_line()}`",
         f"- Data: {int(sizes['chunks']):,} chunks with {DIM}-d unit vectors in {plan.spec.clusters:,} clusters "
-        f"(seeded Gaussian spread {plan.spec.noise} in a random {plan.spec.subspace}-d subspace per cluster plus "
-        f"isotropic noise {plan.spec.isotropic}, normalised; popular clusters are shared by many users), "
+        f"topics, as a hierarchy: each document near one topic (Gaussian spread {plan.spec.doc_spread}), each chunk "
+        f"near its document (spread {plan.spec.chunk_spread}), seeded and normalised; popular topics are shared by "
+        "many users), "
         f"{plan.spec.users:,} users; probe users own exactly "
         + ", ".join(f"{size:,} ({len(u)} user{'s' if len(u) > 1 else ''})" for size, u in sorted(plan.probe_users.items()))
-        + " chunks; the rest log-normally spread. Half the queries land near one of the user's own topics, half near a "
-        "popularity-weighted cluster (where the crowd is).",
+        + " chunks; the rest log-normally spread. Half the queries ask about one of the user's own documents, half "
+        "land on a new document in a popularity-weighted topic (where the crowd is).",
         f"- Load: {'reused from an earlier run' if reused else 'this run'}; chunks loaded by binary COPY in "
         f"{info.get('load_seconds', 0):.0f} s; GIN index {info.get('gin_seconds', 0):.0f} s; "
         f"**HNSW build {info.get('hnsw_seconds', 0):.0f} s** (m 16, ef_construction 64, maintenance_work_mem "

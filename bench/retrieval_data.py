@@ -1,11 +1,16 @@
 """The retrieval benchmark's data set: deterministic, clustered, skewed.
 
 1,000,000 chunks (by default) with 384-dimensional unit vectors over 10,000
-users. Vectors are drawn around `clusters` random unit centres (seeded
-Gaussian noise, normalised), so nearest neighbours mean something. Each
-user writes about a few clusters ("topics"); a chunk's text carries its
-cluster's topic words plus common filler words, so keyword search means
-something too.
+users. The vectors are a hierarchy, as text embeddings are: `clusters`
+random unit topic centres; each document a direction near one topic
+(centre + `doc_spread` x Gaussian, normalised); each chunk near its
+document (document + `chunk_spread` x Gaussian, normalised). So a chunk's
+nearest neighbours are first the chunks of its own document, then of its
+topic, and neighbours mean something. (An isotropic blob per cluster, tried
+first, makes every pair inside a cluster nearly equidistant: "nearest"
+then means nothing and any index's recall is noise.) Each user writes about
+a few topics; a chunk's text carries its topic's words plus common filler
+words, so keyword search means something too.
 
 Ownership is skewed on purpose: a few *probe* users own exactly 1, 10, 100,
 1,000, 10,000 and 100,000 chunks (the sizes the benchmark reports on); the
@@ -43,8 +48,12 @@ class Spec:
     clusters: int = 1000
     # Probe users per size (the big sizes have fewer: they hold most chunks).
     probes: dict[int, int] = field(default_factory=lambda: {1: 5, 10: 5, 100: 5, 1000: 5, 10_000: 2, 100_000: 1})
-    noise: float = 0.6
-    seed: int = 20261125
+    # Gaussian spreads (the noise vector has norm ~1 before scaling): cosine
+    # ~0.78 between a document and its topic, ~0.89 between a chunk and its
+    # document; chunks of one document ~0.8 apart, of one topic ~0.5.
+    doc_spread: float = 0.8
+    chunk_spread: float = 0.5
+    seed: int = 20261207
 
     def fingerprint(self) -> str:
         raw = json.dumps(asdict(self), sort_keys=True).encode()
@@ -149,16 +158,37 @@ def user_documents(plan: Plan, n: int) -> list[tuple[uuid.UUID, int]]:
     return docs
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    out: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return out
+
+
+def _gaussian(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """Noise vectors of norm ~1."""
+    out: np.ndarray = rng.standard_normal((rows, DIM)).astype(np.float32) / np.sqrt(DIM)
+    return out
+
+
+def _documents_of(plan: Plan, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """User n's documents: (topic per document, unit direction per document)."""
+    spec = plan.spec
+    rng = np.random.default_rng((spec.seed, n, 1))
+    count = len(user_documents(plan, n))
+    topics = rng.choice(plan.topics[n], size=count)
+    directions = _unit(plan.centres[topics] + spec.doc_spread * _gaussian(rng, count))
+    return topics, directions
+
+
 def user_chunks(plan: Plan, n: int) -> Iterator[tuple[uuid.UUID, int, str, np.ndarray]]:
     """User n's chunks: (document id, chunk index, content, unit vector)."""
     spec = plan.spec
     rng = np.random.default_rng((spec.seed, n))
     docs = user_documents(plan, n)
     total = int(plan.counts[n])
-    clusters = rng.choice(plan.topics[n], size=total)
-    noise = rng.standard_normal((total, DIM)).astype(np.float32) / np.sqrt(DIM)
-    vectors = plan.centres[clusters] + spec.noise * noise
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    doc_topics, directions = _documents_of(plan, n)
+    per_chunk_doc = np.repeat(np.arange(len(docs)), [count for _, count in docs])
+    clusters = doc_topics[per_chunk_doc]
+    vectors = _unit(directions[per_chunk_doc] + spec.chunk_spread * _gaussian(rng, total))
     filler = rng.integers(0, len(plan.common_words), size=(total, 10))
     topical = rng.integers(0, 6, size=(total, 3))
     i = 0
@@ -170,19 +200,22 @@ def user_chunks(plan: Plan, n: int) -> Iterator[tuple[uuid.UUID, int, str, np.nd
 
 
 def query_vectors(plan: Plan, n: int, count: int, seed: int = 7) -> tuple[np.ndarray, list[str]]:
-    """`count` query vectors and keyword queries for user n: half near one of
-    the user's own topics, half near any (popularity-weighted) cluster, so
-    some queries land where the crowd is and the user's chunks are far."""
+    """`count` query vectors and keyword queries for user n. Even ones ask
+    about one of the user's own documents (a chunk-like vector near it);
+    odd ones land in a popularity-weighted topic on a document nobody
+    has, where the crowd's chunks are and the user's may be far."""
     spec = plan.spec
     rng = np.random.default_rng((spec.seed, n, seed))
     popularity = 1.0 / np.arange(1, spec.clusters + 1) ** 0.8
     popularity /= popularity.sum()
-    own = rng.choice(plan.topics[n], size=count)
+    doc_topics, directions = _documents_of(plan, n)
+    own_docs = rng.integers(0, len(doc_topics), size=count)
     crowd = rng.choice(spec.clusters, size=count, p=popularity)
-    chosen = np.where(np.arange(count) % 2 == 0, own, crowd)
-    noise = rng.standard_normal((count, DIM)).astype(np.float32) / np.sqrt(DIM)
-    vectors = plan.centres[chosen] + spec.noise * noise
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    crowd_dirs = _unit(plan.centres[crowd] + spec.doc_spread * _gaussian(rng, count))
+    own = np.arange(count) % 2 == 0
+    chosen = np.where(own, doc_topics[own_docs], crowd)
+    anchors = np.where(own[:, None], directions[own_docs], crowd_dirs)
+    vectors = _unit(anchors + spec.chunk_spread * _gaussian(rng, count))
     words = [" ".join(plan.topic_words[c][t] for t in rng.integers(0, 6, size=2)) for c in chosen]
     return vectors, words
 

@@ -29,6 +29,8 @@ CENTRID_MIGRATIONS = [
     "2026-11-25T09:13:17:214002",
     "2026-11-25T09:13:17:214201",
     "2026-11-25T09:13:17:458214",
+    "2026-12-07T08:39:36:136837",
+    "2026-12-07T08:39:36:150398",
 ]
 PICCOLO_APP_MIGRATIONS = [
     ("user", "2019-11-14T21:52:21"),
@@ -50,6 +52,7 @@ FULL: dict[str, Any] = {
         "public.centrid_create_profile",
         "public.centrid_migration_dedup",
         "public.centrid_touch_updated_at",
+        "public.centrid_document_chunks_user_id_from_documents",
     },
     "triggers": {
         "centrid_migration_dedup",
@@ -58,6 +61,7 @@ FULL: dict[str, Any] = {
         "documents_touch_updated_at",
         "agent_requests_touch_updated_at",
         "agent_sessions_touch_updated_at",
+        "document_chunks_user_id_from_documents",
     },
     "policy_count": 19,
     "shim_comments": {("pg_namespace", "auth"), ("pg_class", "users"), ("pg_proc", "uid")},

@@ -249,11 +249,17 @@ def test_rendered_table_security_revokes_first_then_grants_and_enables_rls() -> 
     assert "FOR ALL" not in sql and "BYPASSRLS" not in sql
 
 
-def test_rendered_chunk_policies_go_through_the_parent_document() -> None:
+def test_rendered_chunk_policies_compare_the_owner_copied_from_the_document() -> None:
     sql = table_forwards_sql(_by_name()["document_chunks"])
-    assert "WITH CHECK (EXISTS (SELECT 1 FROM public.documents d WHERE d.id = document_chunks.document_id " \
-           f"AND d.user_id = {CURRENT_UID}))" in sql
-    assert "SET DEFAULT auth.uid()" not in sql  # chunks have no owner column of their own
+    assert f"WITH CHECK (user_id = {CURRENT_UID})" in sql
+    # The copy is the database's: no default a client could rely on, a
+    # trigger that sets it from the document, a key that ties the two.
+    assert "SET DEFAULT auth.uid()" not in sql
+    assert "NEW.user_id := (SELECT p.user_id FROM public.documents AS p WHERE p.id = NEW.document_id);" in sql
+    assert ("FOREIGN KEY (document_id, user_id) REFERENCES public.documents (id, user_id) "
+            "ON UPDATE CASCADE ON DELETE CASCADE;") in sql
+    # Existing rows are filled in before the column becomes NOT NULL.
+    assert sql.index("UPDATE public.document_chunks AS c SET user_id") < sql.index("ALTER COLUMN user_id SET NOT NULL")
 
 
 def test_backwards_undoes_what_forwards_creates() -> None:

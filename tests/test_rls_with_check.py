@@ -18,6 +18,11 @@ scoped as the request scope scopes it (claims and role set LOCAL by
 3. with the table's UPDATE policy also weakened to `WITH CHECK (true)`, the
    same statement moves the caller's row - so step 2 is known to be the
    WITH CHECK's doing.
+
+Chunks have two more walls of their own, from the owner they copy from
+their document: the trigger (run as the caller, it cannot read Bob's
+document, so the copied owner is NULL) and the composite foreign key. The
+control takes those away too, after showing the first still holds.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class Move:
     table: str
     column: str  # the ownership column the statement rewrites
     sql: str  # $1: the new owner (a user id, or for chunks a document id)
+    # Statements (as the owner) that take away walls other than the policy.
+    other_walls: tuple[str, ...] = ()
 
     def target(self, world: World) -> uuid.UUID:
         if self.table == "document_chunks":
@@ -64,7 +71,15 @@ MOVES = {
         Move("user_profiles", "user_id", "UPDATE user_profiles SET user_id = $1"),
         Move("documents", "user_id", "UPDATE documents SET user_id = $1"),
         # chunk_index too, so the move cannot collide with Bob's chunk 0.
-        Move("document_chunks", "document_id", "UPDATE document_chunks SET document_id = $1, chunk_index = 100"),
+        Move(
+            "document_chunks",
+            "document_id",
+            "UPDATE document_chunks SET document_id = $1, chunk_index = 100",
+            other_walls=(
+                "ALTER TABLE document_chunks DISABLE TRIGGER document_chunks_user_id_from_documents",
+                "ALTER TABLE document_chunks DROP CONSTRAINT document_chunks_user_id_from_documents_fkey",
+            ),
+        ),
         Move("agent_requests", "user_id", "UPDATE agent_requests SET user_id = $1"),
         Move("agent_sessions", "user_id", "UPDATE agent_sessions SET user_id = $1"),
     )
@@ -151,6 +166,16 @@ async def test_with_check_alone_refuses_moving_a_row_to_another_owner(world: Wor
         # 3. The control: weaken that WITH CHECK and the same statement moves
         #    Alice's row (and only hers: USING still picks the rows).
         await conn.execute(f"ALTER POLICY {policy} ON {table} WITH CHECK (true)")
+        if move.other_walls:
+            await as_alice(conn)
+            savepoint = conn.transaction()
+            await savepoint.start()
+            with pytest.raises(asyncpg.NotNullViolationError):
+                await conn.execute(move.sql, target)
+            await savepoint.rollback()
+            await as_owner(conn)
+            for sql in move.other_walls:
+                await conn.execute(sql)
         await as_alice(conn)
         assert await outcome(conn, move.sql, target) == 1
         await as_owner(conn)

@@ -63,6 +63,8 @@ EXPECTED_COLUMNS: dict[str, dict[str, tuple[str, bool, str | None]]] = {
         "content": ("text", False, None),
         "section_title": ("text", True, None),
         "search_vector": ("tsvector", True, None),
+        # The document's owner, kept by the database (no default: a trigger sets it).
+        "user_id": ("uuid", False, None),
         "embedding": ("USER-DEFINED", True, "NULL::extensions.vector"),
         "created_at": ("timestamp with time zone", False, NOW),
     },
@@ -119,6 +121,7 @@ EXPECTED_FOREIGN_KEYS = {
     ("user_profiles", ("user_id",)): ("auth.users", ("id",)),
     ("documents", ("user_id",)): ("auth.users", ("id",)),
     ("document_chunks", ("document_id",)): ("documents", ("id",)),
+    ("document_chunks", ("document_id", "user_id")): ("documents", ("id", "user_id")),
     ("agent_requests", ("user_id",)): ("auth.users", ("id",)),
     ("agent_sessions", ("user_id",)): ("auth.users", ("id",)),
     ("usage_events", ("user_id",)): ("auth.users", ("id",)),
@@ -128,6 +131,7 @@ EXPECTED_INDEXES = {
     ("user_profiles", "user_profiles_pkey"): "CREATE UNIQUE INDEX user_profiles_pkey ON public.user_profiles USING btree (id)",
     ("user_profiles", "user_profiles_user_id_key"): "CREATE UNIQUE INDEX user_profiles_user_id_key ON public.user_profiles USING btree (user_id)",
     ("documents", "documents_pkey"): "CREATE UNIQUE INDEX documents_pkey ON public.documents USING btree (id)",
+    ("documents", "documents_id_user_id_key"): "CREATE UNIQUE INDEX documents_id_user_id_key ON public.documents USING btree (id, user_id)",
     ("documents", "documents_processing_status"): "CREATE INDEX documents_processing_status ON public.documents USING btree (processing_status)",
     ("documents", "documents_user_created_idx"): "CREATE INDEX documents_user_created_idx ON public.documents USING btree (user_id, created_at DESC, id DESC)",
     ("documents", "documents_user_status_created_idx"): "CREATE INDEX documents_user_status_created_idx ON public.documents USING btree (user_id, processing_status, created_at DESC, id DESC)",
@@ -136,7 +140,8 @@ EXPECTED_INDEXES = {
     ("document_chunks", "document_chunks_document_id_chunk_index_key"): "CREATE UNIQUE INDEX document_chunks_document_id_chunk_index_key ON public.document_chunks USING btree (document_id, chunk_index)",
     ("document_chunks", "document_chunks_search_vector_idx"): "CREATE INDEX document_chunks_search_vector_idx ON public.document_chunks USING gin (search_vector)",
     ("document_chunks", "document_chunks_embedding_idx"): "CREATE INDEX document_chunks_embedding_idx ON public.document_chunks USING hnsw (embedding extensions.vector_cosine_ops)",
-    ("document_chunks", "document_chunks_embedded_idx"): "CREATE INDEX document_chunks_embedded_idx ON public.document_chunks USING btree (document_id) WHERE (embedding IS NOT NULL)",
+    ("document_chunks", "document_chunks_user_document_idx"): "CREATE INDEX document_chunks_user_document_idx ON public.document_chunks USING btree (user_id, document_id)",
+    ("document_chunks", "document_chunks_user_embedded_idx"): "CREATE INDEX document_chunks_user_embedded_idx ON public.document_chunks USING btree (user_id, document_id) WHERE (embedding IS NOT NULL)",
     ("agent_requests", "agent_requests_pkey"): "CREATE UNIQUE INDEX agent_requests_pkey ON public.agent_requests USING btree (id)",
     ("agent_requests", "agent_requests_status"): "CREATE INDEX agent_requests_status ON public.agent_requests USING btree (status)",
     ("agent_requests", "agent_requests_user_created_idx"): "CREATE INDEX agent_requests_user_created_idx ON public.agent_requests USING btree (user_id, created_at DESC, id DESC)",
@@ -154,15 +159,15 @@ EXPECTED_TRIGGERS = {
     ("migration", "centrid_migration_dedup"): "CREATE TRIGGER centrid_migration_dedup BEFORE INSERT ON public.migration FOR EACH ROW EXECUTE FUNCTION centrid_migration_dedup()",
     ("user_profiles", "user_profiles_touch_updated_at"): "CREATE TRIGGER user_profiles_touch_updated_at BEFORE UPDATE ON public.user_profiles FOR EACH ROW EXECUTE FUNCTION centrid_touch_updated_at()",
     ("documents", "documents_touch_updated_at"): "CREATE TRIGGER documents_touch_updated_at BEFORE UPDATE ON public.documents FOR EACH ROW EXECUTE FUNCTION centrid_touch_updated_at()",
+    ("document_chunks", "document_chunks_user_id_from_documents"): "CREATE TRIGGER document_chunks_user_id_from_documents BEFORE INSERT OR UPDATE OF document_id, user_id ON public.document_chunks FOR EACH ROW EXECUTE FUNCTION centrid_document_chunks_user_id_from_documents()",
     ("agent_requests", "agent_requests_touch_updated_at"): "CREATE TRIGGER agent_requests_touch_updated_at BEFORE UPDATE ON public.agent_requests FOR EACH ROW EXECUTE FUNCTION centrid_touch_updated_at()",
     ("agent_sessions", "agent_sessions_touch_updated_at"): "CREATE TRIGGER agent_sessions_touch_updated_at BEFORE UPDATE ON public.agent_sessions FOR EACH ROW EXECUTE FUNCTION centrid_touch_updated_at()",
 }
 
 OWNED = "(user_id = ( SELECT auth.uid() AS uid))"
-CHUNK_OWNED = (
-    "(EXISTS ( SELECT 1 FROM documents d WHERE ((d.id = document_chunks.document_id) "
-    "AND (d.user_id = ( SELECT auth.uid() AS uid)))))"
-)
+# Chunks compare the owner copied from their document (the composite
+# foreign key keeps it equal to the document's).
+CHUNK_OWNED = OWNED
 # (table, policy) -> (command, roles, USING, WITH CHECK); all PERMISSIVE.
 EXPECTED_POLICIES = {
     ("user_profiles", "user_profiles_select_own"): ("SELECT", ["authenticated"], OWNED, None),
@@ -300,6 +305,7 @@ async def test_primary_and_unique_constraints(module_db: MigratedDB) -> None:
         [(t, "p", "PRIMARY KEY (id)") for t in SIX_TABLES]
         + [
             ("user_profiles", "u", "UNIQUE (user_id)"),
+            ("documents", "u", "UNIQUE (id, user_id)"),
             ("document_chunks", "u", "UNIQUE (document_id, chunk_index)"),
         ]
     )
@@ -412,6 +418,8 @@ async def test_functions_have_fixed_search_path(module_db: MigratedDB) -> None:
         ("public", "centrid_migration_dedup"): (['search_path=""'], False),
         ("public", "centrid_touch_updated_at"): (['search_path=""'], False),
         ("public", "centrid_create_profile"): (['search_path=""'], True),
+        # Runs as the caller, so RLS decides which document it may read.
+        ("public", "centrid_document_chunks_user_id_from_documents"): (['search_path=""'], False),
     }
 
 

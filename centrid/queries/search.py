@@ -87,36 +87,31 @@ class Hit:
     rank_value: float | None = None
 
 
-def _scope_sql(scope: Scope, args: list[Any], *, owner_path: bool = True) -> tuple[str, str]:
-    """(FROM clause, WHERE conditions) reaching the scope's chunks `c`;
-    without `owner_path`, only RLS narrows them to the caller's."""
+def _scope_sql(scope: Scope, args: list[Any]) -> str:
+    """The conditions narrowing chunks `c` to the scope, as a planner hint.
+    `c.user_id` is the document owner the database copies onto each chunk
+    (InheritedOwner), so one index reaches a user's chunks and the planner
+    knows from its statistics how many there are."""
     conditions = []
-    if scope.owner is not None and owner_path:
+    if scope.owner is not None:
         args.append(scope.owner)
-        from_sql = "documents d JOIN document_chunks c ON c.document_id = d.id"
-        conditions.append("d.user_id = {}")
-        if scope.document_ids is not None:
-            args.append(list(scope.document_ids))
-            conditions.append("d.id = ANY({}::uuid[])")
-    else:
-        from_sql = "document_chunks c"
-        if scope.document_ids is not None:
-            args.append(list(scope.document_ids))
-            conditions.append("c.document_id = ANY({}::uuid[])")
-    return from_sql, " AND ".join(conditions) or "true"
+        conditions.append("c.user_id = {}")
+    if scope.document_ids is not None:
+        args.append(list(scope.document_ids))
+        conditions.append("c.document_id = ANY({}::uuid[])")
+    return " AND ".join(conditions) or "true"
 
 
 async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID, float]]:
-    """(chunk id, ts_rank), best first, ties by id. Through the owner path
-    when the caller has few chunks; else through the GIN index, RLS
-    keeping the caller's (a hashed set of their document ids)."""
-    owner_path = scope.owner is not None and await _count(scope, EXACT_LIMIT, embedded=False) <= EXACT_LIMIT
+    """(chunk id, ts_rank), best first, ties by id. Exact: every matching
+    chunk of the caller's is ranked. The planner ANDs the GIN bitmap with
+    the (user_id, document_id) one, so other users' matches are never read."""
     args: list[Any] = [q]
-    from_sql, where = _scope_sql(scope, args, owner_path=owner_path)
+    where = _scope_sql(scope, args)
     args.append(depth)
     sql = (
         "SELECT c.id, ts_rank(c.search_vector, query) AS rank "
-        f"FROM websearch_to_tsquery('english', {{}}) AS query, {from_sql} "
+        "FROM websearch_to_tsquery('english', {}) AS query, document_chunks c "
         f"WHERE c.search_vector @@ query AND {where} "
         "ORDER BY rank DESC, c.id LIMIT {}"
     )
@@ -124,15 +119,16 @@ async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID
     return [(r["id"], float(r["rank"])) for r in records]
 
 
-async def _count(scope: Scope, cap: int, *, embedded: bool = True) -> int:
-    """How many of the scope's chunks (with an embedding, if `embedded`)
-    there are, counting at most cap + 1: from an index alone (the partial
-    one on document_id, or the (document_id, chunk_index) key)."""
+async def _count(scope: Scope, cap: int) -> int:
+    """How many of the scope's chunks have an embedding, counting at most
+    cap + 1, from the partial (user_id, document_id) index alone."""
     args: list[Any] = []
-    from_sql, where = _scope_sql(scope, args)
+    where = _scope_sql(scope, args)
     args.append(cap + 1)
-    condition = "c.embedding IS NOT NULL AND " if embedded else ""
-    sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM {from_sql} WHERE {condition}{where} LIMIT {{}}) s"
+    sql = (
+        "SELECT count(*) AS n FROM (SELECT 1 FROM document_chunks c "
+        f"WHERE c.embedding IS NOT NULL AND {where} LIMIT {{}}) s"
+    )
     records = await DocumentChunk.raw(sql, *args).run()
     return int(records[0]["n"])
 
@@ -141,7 +137,7 @@ async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, floa
     """Exact top-k over the scope's chunks that have an embedding."""
     schema = await vector_schema()
     args: list[Any] = [query]
-    from_sql, where = _scope_sql(scope, args)
+    where = _scope_sql(scope, args)
     args.append(k)
     # The query vector is parsed once (a scalar sub-select is an InitPlan);
     # a bare `$1::text::vector` is re-parsed for every row once PostgreSQL
@@ -153,7 +149,7 @@ async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, floa
     sql = (
         "WITH candidates AS MATERIALIZED ("
         f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance "
-        f"FROM {from_sql} WHERE c.embedding IS NOT NULL AND {where}) "
+        f"FROM document_chunks c WHERE c.embedding IS NOT NULL AND {where}) "
         "SELECT id, distance FROM candidates ORDER BY distance, id LIMIT {}"
     )
     records = await DocumentChunk.raw(sql, *args).run()
@@ -161,6 +157,8 @@ async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, floa
 
 
 async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """The index path: HNSW, iteratively, until k of the scope's rows (RLS
+    deciding which are the caller's) have come through."""
     schema = await vector_schema()
     await DocumentChunk.raw(
         "SELECT set_config('hnsw.iterative_scan', {}, true), "
@@ -170,16 +168,13 @@ async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, fl
         str(MAX_SCAN_TUPLES),
     ).run()
     args: list[Any] = [query]
-    where = ""
-    if scope.document_ids is not None:
-        args.append(list(scope.document_ids))
-        where = "WHERE c.document_id = ANY({}::uuid[]) "
+    where = _scope_sql(scope, args)
     args.append(OVERFETCH * k)
     args.append(k)
     sql = (
         "WITH near AS MATERIALIZED ("
         f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
-        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c {where}"
+        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c WHERE {where} "
         f"ORDER BY c.embedding OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
         "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from centrid.schema.difference import Kind
 from centrid.schema.roles import ADMIN_ROLE, ALL_ROLES, API_ROLES
-from centrid.schema.security import Extension, Grant, Policy, Privilege, TableSecurity
+from centrid.schema.security import Extension, Grant, InheritedOwner, Policy, Privilege, TableSecurity
 
 # Tables that are not user data: Piccolo's migration ledger and the admin
 # login tables. No API role may reach them; the admin role may use its own.
@@ -134,6 +134,66 @@ class Statement:
     sql: str
 
 
+def inherited_owner_statements(table: str, owner: InheritedOwner, *, schema: str = "public") -> list[Statement]:
+    """The copied owner column, filled for existing rows, kept by a trigger
+    and tied to the parent by a composite foreign key. (A temporary copy, the
+    drift check's, may not reference a permanent table: the check skips the
+    key's statement and compares foreign keys structurally.)"""
+    target = f"{schema}.{table}"
+    parent = f"public.{owner.parent}"
+    column, via = owner.column, owner.via
+    function, trigger = owner.function_name(table), owner.trigger_name(table)
+    out = [
+        Statement("column", column, f"ALTER TABLE {target} ADD COLUMN {column} uuid;"),
+        Statement(
+            "column",
+            column,
+            f"UPDATE {target} AS c SET {column} = p.{owner.parent_column} FROM {parent} AS p "
+            f"WHERE p.{owner.parent_key} = c.{via};",
+        ),
+        Statement("column", column, f"ALTER TABLE {target} ALTER COLUMN {column} SET NOT NULL;"),
+        # Runs as the caller: a user's insert can only find (and so copy the
+        # owner of) a parent RLS lets them see; any other parent yields NULL,
+        # which the policy's WITH CHECK refuses before NOT NULL would.
+        Statement(
+            "trigger",
+            trigger,
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
+            "    LANGUAGE plpgsql\n"
+            "    SET search_path = ''\n"
+            "AS $fn$\n"
+            "BEGIN\n"
+            f"    NEW.{column} := (SELECT p.{owner.parent_column} FROM {parent} AS p WHERE p.{owner.parent_key} = NEW.{via});\n"
+            "    RETURN NEW;\n"
+            "END\n"
+            "$fn$;\n"
+            f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;",
+        ),
+        Statement(
+            "trigger",
+            trigger,
+            f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE OF {via}, {column} ON {target} "
+            f"FOR EACH ROW EXECUTE FUNCTION {function}();",
+        ),
+        Statement(
+            "foreign key",
+            f"({via}, {column})",
+            f"ALTER TABLE {target} ADD CONSTRAINT {owner.constraint_name(table)} FOREIGN KEY ({via}, {column}) "
+            f"REFERENCES {parent} ({owner.parent_key}, {owner.parent_column}) ON UPDATE CASCADE ON DELETE CASCADE;",
+        ),
+    ]
+    return out
+
+
+def inherited_owner_backwards_sql(table: str, owner: InheritedOwner) -> list[str]:
+    return [
+        f"ALTER TABLE public.{table} DROP CONSTRAINT IF EXISTS {owner.constraint_name(table)};",
+        f"DROP TRIGGER IF EXISTS {owner.trigger_name(table)} ON public.{table};",
+        f"DROP FUNCTION IF EXISTS {owner.function_name(table)}();",
+        f"ALTER TABLE public.{table} DROP COLUMN IF EXISTS {owner.column};",
+    ]
+
+
 def table_statements(sec: TableSecurity, *, schema: str = "public") -> list[Statement]:
     """Everything `sec` puts on its table, in the order a migration runs it."""
     t = sec.tablename
@@ -149,6 +209,8 @@ def table_statements(sec: TableSecurity, *, schema: str = "public") -> list[Stat
                 f"(to_tsvector('{tv.config}'::regconfig, coalesce({tv.source}, ''))) STORED;",
             )
         )
+    if sec.inherited_owner is not None:
+        out.extend(inherited_owner_statements(t, sec.inherited_owner, schema=schema))
     for index in sec.indexes:
         out.append(
             Statement("index", index.name, f"CREATE INDEX {index.name} ON {target} USING {index.method} {index.definition};")
@@ -191,6 +253,8 @@ def table_backwards_sql(sec: TableSecurity) -> str:
     if sec.owner_default is not None:
         lines.append(f"ALTER TABLE public.{t} ALTER COLUMN {sec.owner_default} DROP DEFAULT;")
     lines.extend(f"DROP INDEX IF EXISTS public.{i.name};" for i in sec.indexes)
+    if sec.inherited_owner is not None:
+        lines.extend(inherited_owner_backwards_sql(t, sec.inherited_owner))
     if sec.tsvector is not None:
         lines.append(f"ALTER TABLE public.{t} DROP COLUMN IF EXISTS {sec.tsvector.column};")
     return "\n".join(lines)

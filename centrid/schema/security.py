@@ -103,6 +103,39 @@ class GeneratedTsvector:
 
 
 @dataclass(frozen=True)
+class InheritedOwner:
+    """The parent row's owner, copied onto each child row by the database.
+
+    Why: a child table reachable only through its parent (chunks through
+    their document) makes every owner-scoped query a join, and gives the
+    planner no statistics on how many rows a user has; a user's share of a
+    million chunks cannot be estimated, ranked or bitmapped by one index.
+    The copy is the database's to keep, never a client's: a BEFORE INSERT
+    or UPDATE (of the link or the copy) trigger sets it from the parent,
+    and a composite foreign key `(via, column) -> parent (key, column)` ON
+    UPDATE CASCADE makes a child that disagrees with its parent impossible,
+    also when the parent changes owner. The parent needs a UNIQUE (key,
+    column) constraint (declared on its table class). Existing rows are
+    filled in by the migration that adds it.
+    """
+
+    column: str
+    via: str  # this table's link to the parent, e.g. "document_id"
+    parent: str  # the parent table in public, e.g. "documents"
+    parent_key: str = "id"
+    parent_column: str = "user_id"
+
+    def function_name(self, table: str) -> str:
+        return f"public.centrid_{table}_{self.column}_from_{self.parent}"
+
+    def trigger_name(self, table: str) -> str:
+        return f"{table}_{self.column}_from_{self.parent}"
+
+    def constraint_name(self, table: str) -> str:
+        return f"{table}_{self.column}_from_{self.parent}_fkey"
+
+
+@dataclass(frozen=True)
 class TableSecurity:
     """Everything the database enforces on one table, beside its class.
 
@@ -119,6 +152,9 @@ class TableSecurity:
     owner_default: str | None = None
     touch_updated_at: bool = True
     tsvector: GeneratedTsvector | None = None
+    # An owner column kept from the parent row (before indexes and policies
+    # that use it).
+    inherited_owner: InheritedOwner | None = None
     indexes: tuple[Index, ...] = field(default_factory=tuple)
     # Extensions the table's columns or indexes need (created before it).
     extensions: tuple[Extension, ...] = field(default_factory=tuple)

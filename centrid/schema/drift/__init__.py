@@ -115,7 +115,7 @@ async def _check_table(conn: asyncpg.Connection, table: type[Table], sec: TableS
     live = await read_shape(conn, oid)
     diffs += compare_columns(label, table, expected, live)
     diffs += compare_named(label, "constraint", expected.constraints, live.constraints)
-    diffs += await compare_foreign_keys(conn, label, table, oid)
+    diffs += await compare_foreign_keys(conn, label, table, oid, sec)
     diffs += compare_named(label, "index", expected.indexes, live.indexes)
     if sec is not None:
         diffs += compare_named(label, "trigger", expected.triggers, live.triggers)

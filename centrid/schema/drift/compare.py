@@ -15,7 +15,7 @@ from piccolo.table import Table
 from centrid.schema.difference import Difference, Kind
 from centrid.schema.drift.expected import is_serial
 from centrid.schema.drift.shape import FK_ACTIONS, FOREIGN_KEYS_SQL, ColumnShape, GrantKey, TableShape, one_line
-from centrid.schema.security import Grant
+from centrid.schema.security import Grant, TableSecurity
 
 
 def compare_columns(label: str, table: type[Table], expected: TableShape, live: TableShape) -> list[Difference]:
@@ -116,8 +116,17 @@ def _fk_text(ref_schema: str, ref_table: str, ref_columns: Sequence[str], on_del
     return f"REFERENCES {target}({', '.join(ref_columns)}) ON DELETE {on_delete} ON UPDATE {on_update}"
 
 
-async def compare_foreign_keys(conn: asyncpg.Connection, label: str, table: type[Table], oid: int) -> list[Difference]:
+async def compare_foreign_keys(
+    conn: asyncpg.Connection, label: str, table: type[Table], oid: int, sec: TableSecurity | None = None
+) -> list[Difference]:
+    """Piccolo's foreign keys, and the composite one an InheritedOwner
+    declares, against the live table's."""
     expected: dict[tuple[str, ...], str] = {}
+    owner = sec.inherited_owner if sec is not None else None
+    if owner is not None:
+        expected[(owner.via, owner.column)] = _fk_text(
+            "public", owner.parent, [owner.parent_key, owner.parent_column], "CASCADE", "CASCADE"
+        )
     for column in table._meta.columns:
         if isinstance(column, ForeignKey):
             fk = column._foreign_key_meta

@@ -1,7 +1,12 @@
 """`documents` and their retrieval `document_chunks`.
 
-Chunks have no owner column of their own: they are reachable exactly when
-their parent document is, so ownership can never disagree between the two.
+A chunk belongs to whoever owns its document. The chunk's `user_id` is a
+copy the database keeps (InheritedOwner: set by a trigger from the
+document, tied to it by a composite foreign key ON UPDATE CASCADE), never a
+client's to write, so ownership can never disagree between the two. It
+exists for retrieval: one index reaches a user's chunks and the planner
+knows how many they own (centrid.queries.search), and the policies compare
+a column instead of joining documents for every row.
 """
 
 from typing import Literal
@@ -14,11 +19,11 @@ from piccolo.table import Table
 from centrid.schema.security import (
     ANON,
     AUTHENTICATED,
-    CURRENT_UID,
     Extension,
     GeneratedTsvector,
     Grant,
     Index,
+    InheritedOwner,
     TableSecurity,
     owned_by_caller,
     service_grants,
@@ -59,6 +64,8 @@ class Document(Table, tablename="documents"):
 
     documents_processing_status_check = one_of("processing_status", ProcessingStatus)
     documents_file_size_check = Check("file_size > 0")
+    # The target of the chunks' (document_id, user_id) foreign key.
+    documents_id_user_id_key = Unique(["id", "user_id"])
 
 
 DOCUMENT_SECURITY = TableSecurity(
@@ -110,14 +117,10 @@ class DocumentChunk(Table, tablename="document_chunks"):
     document_chunks_content_check = Check("content <> ''")
 
 
-_CHUNK_OWNED = (
-    "EXISTS (SELECT 1 FROM public.documents d "
-    f"WHERE d.id = document_chunks.document_id AND d.user_id = {CURRENT_UID})"
-)
-
 CHUNK_SECURITY = TableSecurity(
     table=DocumentChunk,
-    owned_by=_CHUNK_OWNED,
+    # The same rule as the document's, through the copied owner.
+    owned_by=owned_by_caller(),
     writable=("INSERT", "UPDATE", "DELETE"),
     grants=(
         Grant(ANON, ("SELECT",)),
@@ -130,16 +133,20 @@ CHUNK_SECURITY = TableSecurity(
     ),
     touch_updated_at=False,
     tsvector=GeneratedTsvector(column="search_vector", source="content"),
+    inherited_owner=InheritedOwner(column="user_id", via="document_id", parent="documents"),
     indexes=(
         Index("document_chunks_search_vector_idx", "(search_vector)", method="gin"),
         # One graph over every user's vectors; RLS filters what it hands
         # over, and centrid.queries.search makes sure that never leaves a
         # caller short.
         Index("document_chunks_embedding_idx", "(embedding vector_cosine_ops)", method="hnsw"),
-        # The owner path to a caller's vectors, documents(user_id) ->
-        # chunks(document_id): counts them from the index alone, and feeds
-        # the exact ranking when they are few.
-        Index("document_chunks_embedded_idx", "(document_id) WHERE embedding IS NOT NULL"),
+        # A user's chunks (optionally some documents'): keyword search
+        # ANDs this bitmap with the GIN one, so only the caller's matches
+        # are read and ranked.
+        Index("document_chunks_user_document_idx", "(user_id, document_id)"),
+        # A user's vectors: counted from the index alone, and fed to the
+        # exact ranking when they are few.
+        Index("document_chunks_user_embedded_idx", "(user_id, document_id) WHERE embedding IS NOT NULL"),
     ),
     extensions=(PGVECTOR,),
 )
