@@ -286,11 +286,14 @@ async def reference(
     from centrid.queries.search import fuse, hybrid_depth
 
     async def semantic(k: int) -> tuple[list[tuple[uuid.UUID, float]], int]:
+        # Through documents (not the chunks' copied owner), so the
+        # reference is independent of what the service relies on; the
+        # vector parsed once (an InitPlan), `+ 0` so no index can serve it.
         rows = await owner.fetch(
-            f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) $2::text::{schema}.vector AS d, count(*) OVER () AS n "
-            "FROM documents dd JOIN document_chunks c ON c.document_id = dd.id "
+            f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS d, count(*) OVER () AS n "
+            f"FROM (SELECT $2::text::{schema}.vector AS v) q, documents dd JOIN document_chunks c ON c.document_id = dd.id "
             "WHERE dd.user_id = $1 AND c.embedding IS NOT NULL "
-            f"ORDER BY (c.embedding OPERATOR({schema}.<=>) $2::text::{schema}.vector) + 0, c.id LIMIT $3",
+            f"ORDER BY (c.embedding OPERATOR({schema}.<=>) q.v) + 0, c.id LIMIT $3",
             user, vector, k,
         )
         return [(r["id"], r["d"]) for r in rows], (rows[0]["n"] if rows else 0)

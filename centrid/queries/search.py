@@ -11,12 +11,15 @@ The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
 
 1. *Few candidates: exact.* The candidate set is the caller's chunks (and,
    with `document_ids`, only those documents'). The query reaches them
-   through the owner path, documents(user_id) -> chunks(document_id) (a
-   partial index on chunks with an embedding), first counting at most
-   EXACT_LIMIT + 1 of them from the index alone; when there are no more
-   than EXACT_LIMIT, their distances are computed exactly and the answer
-   *is* the true top-k. The `d.user_id = <caller>` predicate only helps the
-   planner: RLS on both tables still decides what is visible.
+   through `document_chunks.user_id`, the document's owner that the
+   database copies onto every chunk (centrid.schema.tables.documents), and
+   the partial (user_id, document_id) index of chunks with an embedding:
+   first counting at most EXACT_LIMIT + 1 of them from the index alone;
+   when there are no more than EXACT_LIMIT, their distances are computed
+   exactly and the answer *is* the true top-k. The `c.user_id = <caller>`
+   predicate only helps the planner (a custom plan, see `_configure`, so
+   it knows how many chunks this caller owns): RLS still decides what is
+   visible.
 2. *Many candidates: the index, iteratively.* pgvector 0.8's iterative
    scan (`hnsw.iterative_scan = relaxed_order`, SET LOCAL) keeps walking
    the graph until the LIMIT is satisfied by rows RLS lets through (bounded
@@ -29,6 +32,13 @@ The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
 
 A service_role caller (RLS bypassed) without `document_ids` searches all
 chunks through the index, with the same fallback.
+
+Keyword ranking is exact: every matching chunk of the caller's is ranked.
+Under RLS PostgreSQL must apply the policy before any condition that is not
+LEAKPROOF, and `@@` is not: the GIN index cannot serve a caller's query
+(docs/BENCHMARKS.md shows the plans), so the caller's own chunks are read
+through the (user_id, document_id) index and matched. That costs a scan of
+what the caller owns, which is what limits large owners.
 
 Hybrid is Reciprocal Rank Fusion (k = 60) of the keyword list and the
 semantic list, each HYBRID_DEPTH(limit) deep: score = sum of 1 / (60 + rank)
@@ -104,8 +114,8 @@ def _scope_sql(scope: Scope, args: list[Any]) -> str:
 
 async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID, float]]:
     """(chunk id, ts_rank), best first, ties by id. Exact: every matching
-    chunk of the caller's is ranked. The planner ANDs the GIN bitmap with
-    the (user_id, document_id) one, so other users' matches are never read."""
+    chunk of the caller's is ranked, read through (user_id, document_id)
+    (see the module's docstring on why not GIN)."""
     args: list[Any] = [q]
     where = _scope_sql(scope, args)
     args.append(depth)
@@ -160,13 +170,6 @@ async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, fl
     """The index path: HNSW, iteratively, until k of the scope's rows (RLS
     deciding which are the caller's) have come through."""
     schema = await vector_schema()
-    await DocumentChunk.raw(
-        "SELECT set_config('hnsw.iterative_scan', {}, true), "
-        "set_config('hnsw.ef_search', {}, true), set_config('hnsw.max_scan_tuples', {}, true)",
-        ITERATIVE_SCAN,
-        str(max(EF_SEARCH, OVERFETCH * k)),
-        str(MAX_SCAN_TUPLES),
-    ).run()
     args: list[Any] = [query]
     where = _scope_sql(scope, args)
     args.append(OVERFETCH * k)
@@ -212,9 +215,30 @@ def fuse(keyword: Sequence[tuple[uuid.UUID, float]], semantic: Sequence[tuple[uu
     return sorted(hits.values(), key=lambda h: (-h.score, str(h.id)))
 
 
+async def _configure(k: int) -> None:
+    """Transaction-local settings for this search, in one round trip.
+
+    `plan_cache_mode = force_custom_plan`: ownership is skewed (one user
+    owns a chunk, another a hundred thousand), and a prepared statement's
+    generic plan is costed for the average owner: after five executions
+    PostgreSQL would reuse it for everyone, and plan a large owner's search
+    as if they had a hundred chunks. A custom plan sees the owner's id and
+    the planner's statistics for it. The hnsw settings serve the index path.
+    """
+    await DocumentChunk.raw(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+        "set_config('hnsw.iterative_scan', {}, true), "
+        "set_config('hnsw.ef_search', {}, true), set_config('hnsw.max_scan_tuples', {}, true)",
+        ITERATIVE_SCAN,
+        str(max(EF_SEARCH, OVERFETCH * k)),
+        str(MAX_SCAN_TUPLES),
+    ).run()
+
+
 async def search(
     *, q: str | None, embedding: Sequence[float] | None, mode: Mode, limit: int, scope: Scope
 ) -> list[Hit]:
+    await _configure(limit if mode != "hybrid" else hybrid_depth(limit))
     if mode == "keyword":
         assert q is not None
         return [

@@ -140,9 +140,9 @@ CHUNK_SECURITY = TableSecurity(
         # over, and centrid.queries.search makes sure that never leaves a
         # caller short.
         Index("document_chunks_embedding_idx", "(embedding vector_cosine_ops)", method="hnsw"),
-        # A user's chunks (optionally some documents'): keyword search
-        # ANDs this bitmap with the GIN one, so only the caller's matches
-        # are read and ranked.
+        # A user's chunks (optionally some documents'): keyword search reads
+        # the caller's chunks through it (under RLS the GIN index cannot
+        # serve a caller: `@@` is not LEAKPROOF; it serves service_role).
         Index("document_chunks_user_document_idx", "(user_id, document_id)"),
         # A user's vectors: counted from the index alone, and fed to the
         # exact ranking when they are few.
