@@ -407,6 +407,38 @@ async def test_crowded_index_still_gives_the_callers_true_top_k(
     assert {h["id"] for h in r.json()["items"]} <= set(ids)
 
 
+async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB, client: httpx.AsyncClient) -> None:
+    """The exact ranking is exact by construction, not by the planner's
+    mood: with sorting made prohibitively expensive (enable_sort = off) and
+    the index walk cut short, a query the HNSW index could serve would be
+    planned through it and starved by the crowd (as it is at 1M chunks
+    without the fence). The service's exact query must still return the
+    caller's true top-k."""
+    import piccolo_conf
+
+    from centrid.request.claims import Caller, enter_scope
+
+    rng = np.random.default_rng(11)
+    centre = np.array(E0)
+    await _crowd(db, users=30, per_user=40, centre=centre, rng=rng)
+    alice = await create_user(db.owner)
+    mine = _noisy(rng, np.array(unit((0, 0.5), (1, 1))), 0.5, 15)
+    await _corpus(db, client, alice, [(f"mine {i}", [float(x) for x in v]) for i, v in enumerate(mine)])
+    query = [float(x) for x in _noisy(rng, centre, 0.1, 1)[0]]
+    await db.owner.execute("ANALYZE documents; ANALYZE document_chunks")
+    async with piccolo_conf.DB.transaction() as txn:
+        await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
+        await search_queries._configure(10)
+        # After the service's settings: an index scan would now stop early,
+        # so only a plan that never touches the index gives the right answer.
+        await txn.connection.execute(
+            "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
+            "SET LOCAL hnsw.iterative_scan = off; SET LOCAL hnsw.ef_search = 10")
+        scope = search_queries.Scope(owner=uuid.UUID(alice), document_ids=None)
+        got = await search_queries.semantic_list(query, scope, 10)
+    assert [str(chunk_id) for chunk_id, _ in got] == await _exact_top_k(db, alice, query, 10)
+
+
 async def test_a_full_batch_of_1000_embeddings_fits_the_default_limits(db: MigratedDB, client: httpx.AsyncClient) -> None:
     """CONTRACT: PATCH takes 1 to 1,000 embeddings. With full-precision
     numbers that is ~8 MB of JSON, over the general 1 MiB body limit, so

@@ -20,12 +20,19 @@ The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
    predicate only helps the planner (a custom plan, see `_configure`, so
    it knows how many chunks this caller owns): RLS still decides what is
    visible.
-2. *Many candidates: the index, iteratively.* pgvector 0.8's iterative
-   scan (`hnsw.iterative_scan = relaxed_order`, SET LOCAL) keeps walking
-   the graph until the LIMIT is satisfied by rows RLS lets through (bounded
-   by `hnsw.max_scan_tuples`); a caller with this many chunks owns a share
-   of the index large enough that this ends quickly. The index returns
-   OVERFETCH x k in roughly ascending distance, re-sorted exactly.
+2. *Very many candidates: the index, iteratively.* pgvector 0.8's
+   iterative scan (`hnsw.iterative_scan = relaxed_order`, SET LOCAL) keeps
+   walking the graph until the LIMIT is satisfied by rows RLS lets through
+   (bounded by `hnsw.max_scan_tuples`). The index returns OVERFETCH x k in
+   roughly ascending distance, re-sorted exactly. This is approximate, and
+   it is approximate where it hurts: a query about a topic the caller has
+   little of lands among other users' chunks, and the caller's true
+   neighbours are far off in the graph (recall@10 0.70 for a 100,000-chunk
+   owner, 0.4 on such queries). So the threshold is set by cost, not by
+   share: exact ranking costs about 1 us per candidate on 2 cores, the
+   index path about as much as 100,000 candidates ranked exactly, and the
+   exact path is taken up to the point where it costs about 1.5 times that
+   (docs/BENCHMARKS.md, "Retrieval, round 3").
 3. *Never short.* If the index path yields fewer than k rows, the exact
    path runs without the cap: the answer then has min(k, matching) rows
    by construction.
@@ -58,10 +65,11 @@ from centrid.schema.tables import DocumentChunk
 Mode = Literal["keyword", "semantic", "hybrid"]
 
 RRF_K = 60
-# At most this many candidate chunks are ranked exactly (recall 1; at 1M
-# chunks on 2 cores, ~1-2 ms per thousand candidates, docs/BENCHMARKS.md);
-# more go through the index.
-EXACT_LIMIT = 12_000
+# At most this many candidate chunks are ranked exactly (recall 1, about
+# 1 us per candidate on the benchmark machine); more go through the index.
+# A 100,000-chunk owner took ~100 ms exactly against ~85 ms through the
+# index at recall 0.70 (docs/BENCHMARKS.md, "Retrieval, round 3").
+EXACT_LIMIT = 150_000
 # The index path fetches this many times the limit and keeps the closest:
 # relaxed_order returns rows only roughly sorted.
 OVERFETCH = 2
@@ -153,14 +161,16 @@ async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, floa
     # a bare `$1::text::vector` is re-parsed for every row once PostgreSQL
     # switches the prepared statement to a generic plan (measured: 27 ms
     # instead of ~2 ms for 1,000 candidates).
-    # Only (id, distance) is materialized, never the vectors; with no
-    # ORDER BY on the distance inside, the planner cannot turn this into an
-    # index scan: the ranking is exact.
+    # OFFSET 0 fences the sub-select: planned on its own, with no ORDER BY
+    # of its own, it cannot become an HNSW index scan, so the ranking is
+    # exact; and unlike a MATERIALIZED CTE the rows stream into the top-k
+    # sort instead of being stored first (a tuplestore that spilled to disk
+    # at 100,000 candidates; 20-25 % of the time, docs/BENCHMARKS.md).
     sql = (
-        "WITH candidates AS MATERIALIZED ("
+        "SELECT id, distance FROM ("
         f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance "
-        f"FROM document_chunks c WHERE c.embedding IS NOT NULL AND {where}) "
-        "SELECT id, distance FROM candidates ORDER BY distance, id LIMIT {}"
+        f"FROM document_chunks c WHERE c.embedding IS NOT NULL AND {where} OFFSET 0) candidates "
+        "ORDER BY distance, id LIMIT {}"
     )
     records = await DocumentChunk.raw(sql, *args).run()
     return [(r["id"], float(r["distance"])) for r in records]

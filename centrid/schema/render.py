@@ -143,7 +143,7 @@ def inherited_owner_statements(table: str, owner: InheritedOwner, *, schema: str
     parent = f"public.{owner.parent}"
     column, via = owner.column, owner.via
     function, trigger = owner.function_name(table), owner.trigger_name(table)
-    out = [
+    return [
         Statement("column", column, f"ALTER TABLE {target} ADD COLUMN {column} uuid;"),
         Statement(
             "column",
@@ -179,10 +179,10 @@ def inherited_owner_statements(table: str, owner: InheritedOwner, *, schema: str
             "foreign key",
             f"({via}, {column})",
             f"ALTER TABLE {target} ADD CONSTRAINT {owner.constraint_name(table)} FOREIGN KEY ({via}, {column}) "
-            f"REFERENCES {parent} ({owner.parent_key}, {owner.parent_column}) ON UPDATE CASCADE ON DELETE CASCADE;",
+            f"REFERENCES {parent} ({owner.parent_key}, {owner.parent_column}) "
+            f"ON UPDATE {owner.on_update} ON DELETE {owner.on_delete};",
         ),
     ]
-    return out
 
 
 def inherited_owner_backwards_sql(table: str, owner: InheritedOwner) -> list[str]:

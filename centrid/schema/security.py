@@ -124,6 +124,9 @@ class InheritedOwner:
     parent: str  # the parent table in public, e.g. "documents"
     parent_key: str = "id"
     parent_column: str = "user_id"
+    # The key's actions: a child follows its parent's owner and goes with it.
+    on_update: str = "CASCADE"
+    on_delete: str = "CASCADE"
 
     def function_name(self, table: str) -> str:
         return f"public.centrid_{table}_{self.column}_from_{self.parent}"

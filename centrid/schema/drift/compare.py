@@ -125,7 +125,7 @@ async def compare_foreign_keys(
     owner = sec.inherited_owner if sec is not None else None
     if owner is not None:
         expected[(owner.via, owner.column)] = _fk_text(
-            "public", owner.parent, [owner.parent_key, owner.parent_column], "CASCADE", "CASCADE"
+            "public", owner.parent, [owner.parent_key, owner.parent_column], owner.on_delete, owner.on_update
         )
     for column in table._meta.columns:
         if isinstance(column, ForeignKey):
