@@ -360,6 +360,21 @@ async def _crowd(db: MigratedDB, users: int, per_user: int, centre: np.ndarray, 
         "VALUES ($1, $2, $3, $4::text::extensions.vector)", rows)
 
 
+async def _crowded_caller(db: MigratedDB, client: httpx.AsyncClient, seed: int) -> tuple[str, list[str], list[float]]:
+    """The crowding case: 30 users' 1,200 chunks close to a query, and a
+    caller (returned with their 15 chunk ids and the query) whose chunks
+    are all farther from it than the crowd is. Statistics are fresh."""
+    rng = np.random.default_rng(seed)
+    centre = np.array(E0)
+    await _crowd(db, users=30, per_user=40, centre=centre, rng=rng)
+    alice = await create_user(db.owner)
+    mine = _noisy(rng, np.array(unit((0, 0.5), (1, 1))), 0.5, 15)
+    _, ids = await _corpus(db, client, alice, [(f"mine {i}", [float(x) for x in v]) for i, v in enumerate(mine)])
+    query = [float(x) for x in _noisy(rng, centre, 0.1, 1)[0]]
+    await db.owner.execute("ANALYZE documents; ANALYZE document_chunks")
+    return alice, ids, query
+
+
 async def _exact_top_k(db: MigratedDB, user: str, query: list[float], k: int) -> list[str]:
     """The reference: every one of the user's chunks ranked exactly."""
     rows = await db.owner.fetch(
@@ -374,16 +389,7 @@ async def _exact_top_k(db: MigratedDB, user: str, query: list[float], k: int) ->
 async def test_crowded_index_still_gives_the_callers_true_top_k(
     db: MigratedDB, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, exact_limit: int
 ) -> None:
-    rng = np.random.default_rng(9)
-    centre = np.array(E0)
-    await _crowd(db, users=30, per_user=40, centre=centre, rng=rng)
-    alice = await create_user(db.owner)
-    # Alice's chunks are all farther from the query than the crowd is.
-    far = unit((0, 0.5), (1, 1))
-    mine = _noisy(rng, np.array(far), 0.5, 15)
-    _, ids = await _corpus(db, client, alice, [(f"mine {i}", [float(x) for x in v]) for i, v in enumerate(mine)])
-    query = [float(x) for x in _noisy(rng, centre, 0.1, 1)[0]]
-    await db.owner.execute("ANALYZE documents; ANALYZE document_chunks")
+    alice, ids, query = await _crowded_caller(db, client, seed=9)
 
     # The failure this guards against, shown on this very data: the plain
     # pattern under RLS with default settings, through the index (as the
@@ -418,14 +424,7 @@ async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB,
 
     from centrid.request.claims import Caller, enter_scope
 
-    rng = np.random.default_rng(11)
-    centre = np.array(E0)
-    await _crowd(db, users=30, per_user=40, centre=centre, rng=rng)
-    alice = await create_user(db.owner)
-    mine = _noisy(rng, np.array(unit((0, 0.5), (1, 1))), 0.5, 15)
-    await _corpus(db, client, alice, [(f"mine {i}", [float(x) for x in v]) for i, v in enumerate(mine)])
-    query = [float(x) for x in _noisy(rng, centre, 0.1, 1)[0]]
-    await db.owner.execute("ANALYZE documents; ANALYZE document_chunks")
+    alice, _, query = await _crowded_caller(db, client, seed=11)
     async with piccolo_conf.DB.transaction() as txn:
         await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
         await search_queries._configure(10)
