@@ -31,6 +31,7 @@ CENTRID_MIGRATIONS = [
     "2026-11-25T09:13:17:458214",
     "2026-12-07T08:39:36:136837",
     "2026-12-07T08:39:36:150398",
+    "2026-12-07T15:39:25:221979",
 ]
 PICCOLO_APP_MIGRATIONS = [
     ("user", "2019-11-14T21:52:21"),
@@ -66,6 +67,9 @@ FULL: dict[str, Any] = {
     "policy_count": 19,
     "shim_comments": {("pg_namespace", "auth"), ("pg_class", "users"), ("pg_proc", "uid")},
     "rls_tables": set(SIX_TABLES) | INTERNAL_TABLES,
+    # Columns stored otherwise than their type's default.
+    "column_storage": {("document_chunks", "embedding", "m"), ("document_chunks", "search_vector", "m")},
+    "table_options": {("document_chunks", "toast_tuple_target=4080")},
     "centrid_records": CENTRID_MIGRATIONS,
 }
 
@@ -78,6 +82,8 @@ AFTER_BACKWARDS: dict[str, Any] = {
     "policy_count": 0,
     "shim_comments": set(),
     "rls_tables": set(),
+    "column_storage": set(),
+    "table_options": set(),
     "centrid_records": [],
 }
 
@@ -111,6 +117,16 @@ async def catalog_state(conn: asyncpg.Connection) -> dict[str, Any]:
         ),
         "rls_tables": await names(
             "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relrowsecurity"
+        ),
+        "column_storage": await names(
+            "SELECT c.relname, a.attname, a.attstorage::text FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 "
+            "AND NOT a.attisdropped AND a.attstorage <> t.typstorage"
+        ),
+        "table_options": await names(
+            "SELECT relname, unnest(reloptions) FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND reloptions IS NOT NULL"
         ),
         "centrid_records": [
             r[0] for r in await conn.fetch("SELECT name FROM migration WHERE app_name = 'centrid' ORDER BY name")

@@ -24,9 +24,9 @@ from centrid.schema.plan import (
 )
 from centrid.schema.registry import declaration_problems, unregistered_tables
 from centrid.schema.render import table_forwards_sql, table_statements
-from centrid.schema.security import Grant, TableSecurity, owned_by_caller
+from centrid.schema.security import ColumnStorage, Grant, TableSecurity, TableStorage, owned_by_caller
 from centrid.schema.tables import SECURITY, TABLE_CLASSES, TABLE_NAMES
-from centrid.schema.tables.columns import one_of
+from centrid.schema.tables.columns import Vector, one_of
 
 
 class Memo(Table, tablename="memos"):
@@ -133,10 +133,67 @@ def test_plan_sorts_tables_into_added_changed_and_removed() -> None:
     plan = plan_security(previous, current)
     assert plan.added == ["memos"]
     assert plan.changed == ["documents"]
-    assert plan.removed == ["document_chunks"]
+    # A removed table's column storage goes with it.
+    assert plan.removed == ["document_chunks", "storage:document_chunks"]
     assert not plan.empty
     assert plan_security(current, current).empty
     assert memo_snapshot["memos"] == current["memos"]
+
+
+def test_column_storage_is_planned_apart_from_the_tables_security() -> None:
+    """Changing how a column is stored must not drop and rebuild the
+    table's policies, columns and indexes (its HNSW index takes minutes to
+    build at a million chunks): it plans one ALTER."""
+    chunks = next(sec for sec in SECURITY if sec.tablename == "document_chunks")
+    plan = plan_security(render_snapshot([dataclasses.replace(chunks, storage=None)]), render_snapshot([chunks]))
+    assert (plan.added, plan.changed, plan.removed) == (["storage:document_chunks"], [], [])
+    forwards, backwards = apply_sql(plan, include_removed=False)
+    assert forwards == (
+        "-- document_chunks: storage (embedding vector(384), search_vector tsvector)\n"
+        "ALTER TABLE public.document_chunks ALTER COLUMN embedding SET STORAGE MAIN;\n"
+        "ALTER TABLE public.document_chunks ALTER COLUMN search_vector SET STORAGE MAIN;\n"
+        "ALTER TABLE public.document_chunks SET (toast_tuple_target = 4080);\n"
+    )
+    assert "SET STORAGE %s" in backwards and "RESET (toast_tuple_target)" in backwards and "DROP" not in backwards
+
+
+def test_a_rebuilt_tables_storage_is_applied_again() -> None:
+    """A changed table's security is dropped and rebuilt, its generated
+    tsvector column with it, which comes back with its type's storage:
+    the unchanged storage entry must run again after it."""
+    chunks = next(sec for sec in SECURITY if sec.tablename == "document_chunks")
+    plan = plan_security(render_snapshot([chunks]), render_snapshot([dataclasses.replace(chunks, grants=chunks.grants[1:])]))
+    assert plan.changed == ["document_chunks", "storage:document_chunks"]
+    forwards, _ = apply_sql(plan, include_removed=False)
+    assert forwards.index("ADD COLUMN search_vector") < forwards.rindex("search_vector SET STORAGE MAIN")
+
+
+class WiderChunk(Table, tablename="document_chunks"):
+    embedding = Vector(dimensions=512, null=True)
+
+
+def test_a_new_column_type_replans_its_storage() -> None:
+    """ALTER COLUMN ... TYPE resets a column to its type's storage, so a new
+    embedding dimension must bring the storage ALTER back after it."""
+    chunks = next(sec for sec in SECURITY if sec.tablename == "document_chunks")
+    plan = plan_security(render_snapshot([chunks]), render_snapshot([dataclasses.replace(chunks, table=WiderChunk)]))
+    assert plan.changed == ["storage:document_chunks"]
+    forwards, _ = apply_sql(plan, include_removed=False)
+    assert "-- document_chunks: storage (embedding vector(512), search_vector tsvector)\n" in forwards
+
+
+def test_storage_for_a_column_the_table_lacks_is_a_problem() -> None:
+    chunks = next(sec for sec in SECURITY if sec.tablename == "document_chunks")
+    wrong = dataclasses.replace(chunks, storage=TableStorage(columns=(ColumnStorage("embeding", "main"),)))
+    problems = [str(p) for p in declaration_problems(TABLE_CLASSES, [*(s for s in SECURITY if s is not chunks), wrong])]
+    assert problems == [
+        "document_chunks: expected storage declared for its own columns, found storage for embeding, which it does not have"
+    ]
+
+
+def test_a_toast_target_postgresql_would_refuse_is_refused_at_declaration() -> None:
+    with pytest.raises(ValueError, match="128 to 8160"):
+        TableStorage(toast_tuple_target=9000)
 
 
 def test_extensions_are_planned_but_never_removed() -> None:

@@ -45,11 +45,18 @@ from centrid.schema.plan import (
     removal_sql,
     render_snapshot,
 )
-from centrid.schema.render import EXTENSION_KEY_PREFIX
+from centrid.schema.render import EXTENSION_KEY_PREFIX, STORAGE_KEY_PREFIX
 from centrid.schema.security import TableSecurity
 
 # --------------------------------------------------------------------------
 # The command.
+
+
+def _entry_name(key: str) -> str:
+    """A snapshot entry as a migration's description names it."""
+    if key.startswith(STORAGE_KEY_PREFIX):
+        return f"{key[len(STORAGE_KEY_PREFIX):]} storage"
+    return key
 
 
 def _id_time(path: Path) -> datetime.datetime:
@@ -139,7 +146,7 @@ async def write_migrations(
         if auto_path is not None:
             after = max(after, _id_time(auto_path) + one_microsecond)
         groups = (("new", plan.added), ("changed", plan.changed), ("removed", plan.removed if include_removed else []))
-        parts = [f"{label} {', '.join(tables)}" for label, tables in groups if tables]
+        parts = [f"{label} {', '.join(_entry_name(t) for t in tables)}" for label, tables in groups if tables]
         forwards, backwards = apply_sql(plan, include_removed=include_removed, shared=previous_path is None)
         path = write_sql_migration(
             forwards,

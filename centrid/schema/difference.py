@@ -22,6 +22,7 @@ Kind = Literal[
     "policy",
     "grant",
     "extension",
+    "storage",
 ]
 
 

@@ -21,12 +21,16 @@ from centrid.schema.render import (
     EXTENSION_KEY_PREFIX,
     SHARED_FUNCTIONS_BACKWARDS_SQL,
     SHARED_FUNCTIONS_SQL,
+    STORAGE_KEY_PREFIX,
     declared_extensions,
     extension_backwards_sql,
     extension_forwards_sql,
     extension_key,
     internal_tables_backwards_sql,
     internal_tables_forwards_sql,
+    storage_backwards_sql,
+    storage_forwards_sql,
+    storage_key,
     table_backwards_sql,
     table_forwards_sql,
 )
@@ -39,12 +43,17 @@ Snapshot = dict[str, tuple[str, str]]
 
 
 def render_snapshot(declarations: Sequence[TableSecurity]) -> Snapshot:
-    """What the current declarations render to: extensions, then table by table."""
+    """What the current declarations render to: extensions, then table by
+    table, each followed by its storage (an entry of its own, so a change
+    to it plans an ALTER and leaves the table's security alone)."""
     snapshot: Snapshot = {
         extension_key(ext): (extension_forwards_sql(ext), extension_backwards_sql(ext))
         for ext in declared_extensions(list(declarations))
     }
-    snapshot.update({sec.tablename: (table_forwards_sql(sec), table_backwards_sql(sec)) for sec in declarations})
+    for sec in declarations:
+        snapshot[sec.tablename] = (table_forwards_sql(sec), table_backwards_sql(sec))
+        if sec.storage is not None:
+            snapshot[storage_key(sec)] = (storage_forwards_sql(sec), storage_backwards_sql(sec))
     return snapshot
 
 
@@ -129,6 +138,13 @@ def plan_security(previous: Snapshot, current: Snapshot) -> SecurityPlan:
         elif previous[table] != sql:
             plan.changed.append(table)
     plan.removed = [t for t in previous if t not in current and not is_extension_key(t)]
+    # A table's changed security is dropped and rebuilt, its generated
+    # columns with it, and a rebuilt column has its type's storage again:
+    # its storage entry runs again after it (idempotent ALTERs).
+    for table in [*plan.added, *plan.changed]:
+        key = STORAGE_KEY_PREFIX + table
+        if key in current and key not in plan.added and key not in plan.changed:
+            plan.changed.append(key)
     return plan
 
 

@@ -36,6 +36,20 @@ def declaration_problems(
             diffs.append(
                 Difference(name, "declaration", "", "a TableSecurity declaration (centrid.schema.tables.SECURITY)", "none")
             )
+    for sec in declarations:
+        columns = {c._meta.db_column_name for c in sec.table._meta.columns}
+        columns.update(x.column for x in (sec.tsvector, sec.inherited_owner) if x is not None)
+        for storage in sec.storage.columns if sec.storage is not None else ():
+            if storage.column not in columns:
+                diffs.append(
+                    Difference(
+                        sec.tablename,
+                        "declaration",
+                        storage.column,
+                        "storage declared for its own columns",
+                        f"storage for {storage.column}, which it does not have",
+                    )
+                )
     for name, count in declared.items():
         if count > 1:
             diffs.append(Difference(name, "declaration", "", "one TableSecurity declaration", f"{count}"))

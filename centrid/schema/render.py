@@ -238,6 +238,83 @@ def table_statements(sec: TableSecurity, *, schema: str = "public") -> list[Stat
     return out
 
 
+# Snapshot keys of a table's storage (TableStorage): "storage:<table>".
+STORAGE_KEY_PREFIX = "storage:"
+
+
+def storage_key(sec: TableSecurity) -> str:
+    return STORAGE_KEY_PREFIX + sec.tablename
+
+
+def storage_statements(sec: TableSecurity, *, schema: str = "public") -> list[Statement]:
+    """The declared storage (TableStorage). Kept out of `table_statements`:
+    the planner gives it a snapshot entry of its own, so a change costs an
+    ALTER, not the table's whole security dropped and rebuilt."""
+    target = f"{schema}.{sec.tablename}"
+    storage = sec.storage
+    if storage is None:
+        return []
+    out = [
+        Statement("column", c.column, f"ALTER TABLE {target} ALTER COLUMN {c.column} SET STORAGE {c.mode.upper()};")
+        for c in storage.columns
+    ]
+    if storage.toast_tuple_target is not None:
+        out.append(
+            Statement("storage", "", f"ALTER TABLE {target} SET (toast_tuple_target = {storage.toast_tuple_target});")
+        )
+    return out
+
+
+def _column_type(sec: TableSecurity, column: str) -> str:
+    """The type of one of the table's columns: Piccolo's, or one the
+    declaration adds (the generated tsvector, the copied owner)."""
+    for c in sec.table._meta.columns:
+        if c._meta.db_column_name == column:
+            return str(c.column_type)
+    if sec.tsvector is not None and sec.tsvector.column == column:
+        return "tsvector"
+    if sec.inherited_owner is not None and sec.inherited_owner.column == column:
+        return "uuid"
+    raise ValueError(f"{sec.tablename}: no column {column}")  # declaration_problems reports it first
+
+
+def storage_forwards_sql(sec: TableSecurity) -> str:
+    """The statements, under a header naming each column's type: ALTER
+    COLUMN ... TYPE (another embedding dimension, say) resets a column to
+    its type's storage, so a new type must make this entry change too and
+    the planner re-apply it after the auto migration that alters it."""
+    columns = ", ".join(f"{c.column} {_column_type(sec, c.column)}" for c in sec.storage.columns) if sec.storage else ""
+    return "\n".join([f"-- {sec.tablename}: storage ({columns})", *(s.sql for s in storage_statements(sec))])
+
+
+def storage_backwards_sql(sec: TableSecurity) -> str:
+    """Each column back to its type's own storage mode, read from pg_type
+    when it runs (`SET STORAGE DEFAULT` needs PostgreSQL 16), and the
+    table's toast target back to PostgreSQL's default."""
+    t = sec.tablename
+    lines = [f"-- {t}: storage, back to PostgreSQL's defaults"]
+    storage = sec.storage
+    if storage is None:
+        return lines[0]
+    for c in storage.columns:
+        lines.append(
+            "DO $storage$\n"
+            "DECLARE mode text;\n"
+            "BEGIN\n"
+            "    SELECT CASE ty.typstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END\n"
+            "    INTO mode FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid\n"
+            f"    WHERE a.attrelid = 'public.{t}'::regclass AND a.attname = '{c.column}' AND NOT a.attisdropped;\n"
+            "    IF mode IS NOT NULL THEN\n"
+            f"        EXECUTE format('ALTER TABLE public.{t} ALTER COLUMN {c.column} SET STORAGE %s', mode);\n"
+            "    END IF;\n"
+            "END\n"
+            "$storage$;"
+        )
+    if storage.toast_tuple_target is not None:
+        lines.append(f"ALTER TABLE public.{t} RESET (toast_tuple_target);")
+    return "\n".join(lines)
+
+
 def table_forwards_sql(sec: TableSecurity) -> str:
     return "\n".join([f"-- {sec.tablename}", *(s.sql for s in table_statements(sec))])
 

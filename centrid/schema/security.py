@@ -102,6 +102,49 @@ class GeneratedTsvector:
     config: str = "english"
 
 
+StorageMode = Literal["plain", "main", "external", "extended"]
+
+
+@dataclass(frozen=True)
+class ColumnStorage:
+    """One column's storage mode (ALTER COLUMN ... SET STORAGE)."""
+
+    column: str
+    mode: StorageMode
+
+
+@dataclass(frozen=True)
+class TableStorage:
+    """Where PostgreSQL keeps a table's values: in the row, or out of line.
+
+    Why it is declared at all: a row over ~2 kB is shrunk by compressing
+    and moving values out of line, into the table's TOAST relation, largest
+    first; a value out of line costs an index lookup and a fetch each time
+    it is read. A query that reads one column of *every* row it considers
+    (an exact vector ranking reads each candidate's embedding, a keyword
+    match each one's tsvector) wants that column in the row: `columns` set
+    them MAIN (moved out only as a last resort) and `toast_tuple_target`
+    lets a row keep them up to that size, while the other values (the
+    chunk's text, read for ten hits) go first. docs/BENCHMARKS.md, "Chunk
+    storage", has the measurements.
+
+    A change applies to rows written after it; rows already written keep
+    their layout until the table is rewritten (VACUUM FULL,
+    docs/OPERATIONS.md). It is planned apart from the table's security
+    (centrid.schema.plan), so changing it costs an ALTER, never the
+    table's policies and indexes dropped and rebuilt.
+    """
+
+    columns: tuple[ColumnStorage, ...] = ()
+    # Bytes (128-8160); None: PostgreSQL's default, about 2 kB.
+    toast_tuple_target: int | None = None
+
+    def __post_init__(self) -> None:
+        target = self.toast_tuple_target
+        if target is not None and not 128 <= target <= 8160:
+            raise ValueError(f"toast_tuple_target {target}: PostgreSQL accepts 128 to 8160 bytes")
+
+
 @dataclass(frozen=True)
 class InheritedOwner:
     """The parent row's owner, copied onto each child row by the database.
@@ -159,6 +202,8 @@ class TableSecurity:
     # that use it).
     inherited_owner: InheritedOwner | None = None
     indexes: tuple[Index, ...] = field(default_factory=tuple)
+    # How its values are laid out (not security: planned apart from it).
+    storage: TableStorage | None = None
     # Extensions the table's columns or indexes need (created before it).
     extensions: tuple[Extension, ...] = field(default_factory=tuple)
     owned_by: InitVar[str | None] = None

@@ -3,8 +3,8 @@
 `find_drift` answers "does this database still match what the code says?"
 for every table class of the centrid app and the `TableSecurity` declared
 beside it: columns (type, nullability, default, generated tsvector columns,
-the `auth.uid()` owner default), constraints, foreign keys, indexes,
-triggers, RLS, policies and grants; plus the internal tables (migration
+the `auth.uid()` owner default, storage mode), storage parameters,
+constraints, foreign keys, indexes, triggers, RLS, policies and grants; plus the internal tables (migration
 ledger, admin login) that no API role may reach, and any table in `public`
 that nothing declares.
 
@@ -30,6 +30,7 @@ from centrid.schema.drift.compare import (
     compare_foreign_keys,
     compare_grants,
     compare_named,
+    compare_options,
     compare_policies,
     compare_rls,
     grant_keys,
@@ -117,6 +118,7 @@ async def _check_table(conn: asyncpg.Connection, table: type[Table], sec: TableS
     diffs += compare_named(label, "constraint", expected.constraints, live.constraints)
     diffs += await compare_foreign_keys(conn, label, table, oid, sec)
     diffs += compare_named(label, "index", expected.indexes, live.indexes)
+    diffs += compare_options(label, expected, live)
     if sec is not None:
         diffs += compare_named(label, "trigger", expected.triggers, live.triggers)
         diffs += compare_rls(label, expected, live)

@@ -40,6 +40,8 @@ def compare_columns(label: str, table: type[Table], expected: TableShape, live: 
                 diffs.append(Difference(label, "column", name, "default nextval(...)", _default(got)))
         elif exp.default != got.default:
             diffs.append(Difference(label, "column", name, _default(exp), _default(got)))
+        if exp.storage != got.storage:
+            diffs.append(Difference(label, "column", name, f"storage {_storage(exp)}", f"storage {_storage(got)}"))
         if exp.identity != got.identity:
             diffs.append(
                 Difference(label, "column", name, f"identity {exp.identity or 'none'}", f"identity {got.identity or 'none'}")
@@ -48,6 +50,13 @@ def compare_columns(label: str, table: type[Table], expected: TableShape, live: 
         if name not in expected.columns:
             diffs.append(Difference(label, "column", name, "no such column", f"column {got.describe()}"))
     return diffs
+
+
+STORAGE_MODES = {"p": "plain", "m": "main", "e": "external", "x": "extended"}
+
+
+def _storage(shape: ColumnShape) -> str:
+    return STORAGE_MODES.get(shape.storage, shape.storage)
 
 
 def _default(shape: ColumnShape) -> str:
@@ -194,6 +203,17 @@ def grant_keys(grants: Iterable[Grant]) -> set[GrantKey]:
             else:
                 out.add((None, g.role, privilege))
     return out
+
+
+def compare_options(label: str, expected: TableShape, live: TableShape) -> list[Difference]:
+    """Storage parameters (TableStorage.toast_tuple_target), as pg_class lists them."""
+    if expected.options == live.options:
+        return []
+    return [Difference(label, "storage", "", _options(expected.options), _options(live.options))]
+
+
+def _options(options: tuple[str, ...]) -> str:
+    return f"({', '.join(options)})" if options else "no storage parameters"
 
 
 def compare_rls(label: str, expected: TableShape | None, live: TableShape) -> list[Difference]:

@@ -15,7 +15,7 @@ from piccolo.table import Table
 
 from centrid.schema.difference import Difference, Kind
 from centrid.schema.drift.shape import TEMP_TABLE_SQL, TableShape, read_shape
-from centrid.schema.render import table_statements
+from centrid.schema.render import storage_statements, table_statements
 from centrid.schema.security import TableSecurity
 
 
@@ -63,6 +63,7 @@ def expected_statements(table: type[Table], sec: TableSecurity | None) -> list[t
         # Foreign keys are compared structurally (compare_foreign_keys): a
         # temporary table may not reference a permanent one.
         steps.extend((s.kind, s.name, s.sql) for s in table_statements(sec, schema="pg_temp") if s.kind != "foreign key")
+        steps.extend((s.kind, s.name, s.sql) for s in storage_statements(sec, schema="pg_temp"))
     return steps
 
 

@@ -24,7 +24,8 @@ SELECT a.attname AS name,
        a.attnotnull AS notnull,
        pg_get_expr(d.adbin, d.adrelid) AS default_expr,
        a.attgenerated::text AS generated,
-       a.attidentity::text AS identity
+       a.attidentity::text AS identity,
+       a.attstorage::text AS storage
 FROM pg_attribute a
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
@@ -109,7 +110,10 @@ FROM pg_attribute a, aclexplode(a.attacl) x
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 """
 
-_RLS_SQL = "SELECT relrowsecurity AS rls, relforcerowsecurity AS force_rls FROM pg_class WHERE oid = $1"
+_RLS_SQL = (
+    "SELECT relrowsecurity AS rls, relforcerowsecurity AS force_rls, "
+    "coalesce(reloptions, '{}') AS options FROM pg_class WHERE oid = $1"
+)
 
 LIVE_TABLE_SQL = """
 SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -137,6 +141,8 @@ class ColumnShape:
     default: str | None
     generated: bool
     identity: str
+    # pg_attribute.attstorage: p(lain), m(ain), e(xternal), x (extended).
+    storage: str
 
     def describe(self) -> str:
         text = self.type + (" not null" if self.notnull else " null")
@@ -181,6 +187,8 @@ class TableShape:
     grants: dict[GrantKey, bool]
     rls: bool
     force_rls: bool
+    # Storage parameters (`toast_tuple_target=4080`), sorted.
+    options: tuple[str, ...] = ()
 
 
 def one_line(sql: str) -> str:
@@ -196,6 +204,7 @@ async def read_shape(conn: asyncpg.Connection, oid: int) -> TableShape:
             default=r["default_expr"],
             generated=r["generated"] != "",
             identity=r["identity"],
+            storage=r["storage"],
         )
         for r in await conn.fetch(_COLUMNS_SQL, oid)
     }
@@ -231,6 +240,7 @@ async def read_shape(conn: asyncpg.Connection, oid: int) -> TableShape:
         grants=grants,
         rls=rls["rls"],
         force_rls=rls["force_rls"],
+        options=tuple(sorted(rls["options"])),
     )
 
 

@@ -19,12 +19,14 @@ from piccolo.table import Table
 from centrid.schema.security import (
     ANON,
     AUTHENTICATED,
+    ColumnStorage,
     Extension,
     GeneratedTsvector,
     Grant,
     Index,
     InheritedOwner,
     TableSecurity,
+    TableStorage,
     owned_by_caller,
     service_grants,
 )
@@ -147,6 +149,14 @@ CHUNK_SECURITY = TableSecurity(
         # A user's vectors: counted from the index alone, and fed to the
         # exact ranking when they are few.
         Index("document_chunks_user_embedded_idx", "(user_id, document_id) WHERE embedding IS NOT NULL"),
+    ),
+    # The vector and the tsvector in the row, the text out of it: a
+    # caller's search reads the first two of every chunk they own and the
+    # text of ten. With the types' defaults a chunk of a few hundred
+    # characters sends its vector to TOAST (TableStorage).
+    storage=TableStorage(
+        columns=(ColumnStorage("embedding", "main"), ColumnStorage("search_vector", "main")),
+        toast_tuple_target=4080,
     ),
     extensions=(PGVECTOR,),
 )
