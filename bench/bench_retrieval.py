@@ -347,13 +347,52 @@ async def run_anchor(dsn: str, schema: str, caller: Any, vector: str) -> list[uu
     return [r["id"] for r in rows]
 
 
+async def measure_db(
+    plan: Plan, probes: dict[int, list[int]], queries: int, owner: asyncpg.Connection, schema: str, engine: Any,
+    dsn: str, cells: dict[tuple[int, str], Cell],
+) -> None:
+    """Every probe user's queries in every mode, in the database, beside the
+    exact reference: latency, recall and short answers into `cells`."""
+    from centrid.request.claims import Caller
+
+    for size, users in sorted(probes.items()):
+        per_user = max(1, queries // len(users))
+        for n in users:
+            user = plan.user_ids[n]
+            caller = Caller(role="authenticated", sub=str(user))
+            vectors, words = query_vectors(plan, n, per_user)
+            for i in range(per_user):
+                vector = vector_text(vectors[i])
+                embedding = [float(x) for x in vectors[i]]
+                for mode in MODES:
+                    cell = cells.setdefault((size, mode), Cell())
+                    ref, matching = await reference(owner, schema, user, vector, words[i], mode)
+                    started = time.perf_counter()
+                    if mode == "anchor":
+                        got = await run_anchor(dsn, schema, caller, vector)
+                    else:
+                        body: dict[str, Any] = {"mode": mode}
+                        if mode != "keyword":
+                            body["embedding"] = embedding
+                        if mode != "semantic":
+                            body["q"] = words[i]
+                        got = await run_service_search(engine, caller, body)
+                    cell.db_ms.append((time.perf_counter() - started) * 1000)
+                    cell.queries += 1
+                    if ref:
+                        cell.recall.append(len(set(got) & set(ref)) / len(ref))
+                    if len(got) < min(LIMIT, matching):
+                        cell.short += 1
+        log(f"  size {size:>7,}: " + ", ".join(
+            f"{m} p50 {percentile(cells[(size, m)].db_ms, 50):.1f} ms recall "
+            f"{(sum(cells[(size, m)].recall) / max(1, len(cells[(size, m)].recall))):.3f} short {cells[(size, m)].short}"
+            for m in MODES))
+
+
 async def measure_all(
     args: argparse.Namespace, bench: common.Bench, plan: Plan, dsn: str, info: dict[str, Any], reused: bool
 ) -> str:
-    import piccolo_conf
-    from centrid.db.engine import retarget
     from centrid.queries import search as sq
-    from centrid.request.claims import Caller
 
     owner = await asyncpg.connect(dsn)
     schema = await vector_schema(owner)
@@ -363,12 +402,6 @@ async def measure_all(
         "pg_total_relation_size('document_chunks') AS total, (SELECT count(*) FROM document_chunks) AS chunks"
     )
     assert sizes is not None
-    engine = piccolo_conf.DB
-    if engine.pool is not None:
-        await engine.close_connection_pool()
-    retarget(engine, dsn)
-    await engine.start_connection_pool(min_size=1, max_size=2)
-    anchor_conn_dsn = dsn
     cells: dict[tuple[int, str], Cell] = {}
     probes = plan.probe_users
     if args.sizes:
@@ -380,43 +413,12 @@ async def measure_all(
         if getattr(args, flag) is not None:
             setattr(sq, attribute, getattr(args, flag))
     try:
-        for size, users in sorted(probes.items()):
-            per_user = max(1, args.queries // len(users))
-            for n in users:
-                user = plan.user_ids[n]
-                caller = Caller(role="authenticated", sub=str(user))
-                vectors, words = query_vectors(plan, n, per_user)
-                for i in range(per_user):
-                    vector = vector_text(vectors[i])
-                    embedding = [float(x) for x in vectors[i]]
-                    for mode in MODES:
-                        cell = cells.setdefault((size, mode), Cell())
-                        ref, matching = await reference(owner, schema, user, vector, words[i], mode)
-                        started = time.perf_counter()
-                        if mode == "anchor":
-                            got = await run_anchor(anchor_conn_dsn, schema, caller, vector)
-                        else:
-                            body: dict[str, Any] = {"mode": mode}
-                            if mode != "keyword":
-                                body["embedding"] = embedding
-                            if mode != "semantic":
-                                body["q"] = words[i]
-                            got = await run_service_search(engine, caller, body)
-                        cell.db_ms.append((time.perf_counter() - started) * 1000)
-                        cell.queries += 1
-                        if ref:
-                            cell.recall.append(len(set(got) & set(ref)) / len(ref))
-                        if len(got) < min(LIMIT, matching):
-                            cell.short += 1
-            log(f"  size {size:>7,}: " + ", ".join(
-                f"{m} p50 {percentile(cells[(size, m)].db_ms, 50):.1f} ms recall "
-                f"{(sum(cells[(size, m)].recall) / max(1, len(cells[(size, m)].recall))):.3f} short {cells[(size, m)].short}"
-                for m in MODES))
+        async with common.service_engine(dsn) as engine:
+            await measure_db(plan, probes, args.queries, owner, schema, engine, dsn, cells)
         if args.http_queries > 0:
             await measure_http(args, plan, dsn, cells)
         write_bench = await measure_vector_transfer(dsn, schema) if not args.sizes else {"text": 0.0, "binary": 0.0}
     finally:
-        await engine.close_connection_pool()
         await owner.close()
     return report(args, bench, plan, info, reused, sizes, cells, write_bench, sq)
 

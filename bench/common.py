@@ -30,6 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -187,6 +188,25 @@ async def scratch_database(admin: asyncpg.Connection, server: Server, kind: str)
     finally:
         await drop_database(admin, name)
         log(f"dropped database {name}")
+
+
+@contextlib.asynccontextmanager
+async def service_engine(dsn: str) -> AsyncIterator[Any]:
+    """The service's own Piccolo engine (piccolo_conf.DB), pointed at `dsn`
+    with a small pool, so a benchmark runs the service's query code on the
+    benchmark's database; the pool is closed after."""
+    import piccolo_conf
+    from centrid.db.engine import retarget
+
+    engine = piccolo_conf.DB
+    if engine.pool is not None:
+        await engine.close_connection_pool()
+    retarget(engine, dsn)
+    await engine.start_connection_pool(min_size=1, max_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.close_connection_pool()
 
 
 def run_cli(args: Sequence[str], dsn: str) -> tuple[float, subprocess.CompletedProcess[str]]:
