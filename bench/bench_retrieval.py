@@ -241,6 +241,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ef-search", type=int, help="override centrid.queries.search.EF_SEARCH (exploration)")
     parser.add_argument("--overfetch", type=int, help="override centrid.queries.search.OVERFETCH (exploration)")
     parser.add_argument("--iterative", help="override centrid.queries.search.ITERATIVE_SCAN (exploration)")
+    parser.add_argument("--hybrid-apart", action="store_true",
+                        help="rank hybrid's two lists apart, not in one pass (ONE_PASS_HYBRID = False)")
     common.add_common_options(parser)
     return parser.parse_args(argv)
 
@@ -412,6 +414,8 @@ async def measure_all(
                             ("iterative", "ITERATIVE_SCAN")):
         if getattr(args, flag) is not None:
             setattr(sq, attribute, getattr(args, flag))
+    if args.hybrid_apart:
+        sq.ONE_PASS_HYBRID = False
     try:
         async with common.service_engine(dsn) as engine:
             await measure_db(plan, probes, args.queries, owner, schema, engine, dsn, cells)

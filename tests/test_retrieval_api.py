@@ -438,6 +438,54 @@ async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB,
     assert [str(chunk_id) for chunk_id, _ in got] == await _exact_top_k(db, alice, query, 10)
 
 
+async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, client: httpx.AsyncClient) -> None:
+    """Hybrid search over a caller's few chunks ranks both lists in one pass
+    (search._both_exact). Its lists must be exactly those of keyword_list
+    and the exact semantic ranking run apart: same chunks, same order,
+    same ties (a small vocabulary makes many equal ts_ranks), chunks
+    without an embedding only in the keyword list; and still so with the
+    planner pushed towards the HNSW index (sorting disabled, the index
+    walk cut short), which must not serve it. Another user's chunks, close
+    to every query, never appear."""
+    import piccolo_conf
+
+    from centrid.queries.chunks import vector_text
+    from centrid.request.claims import Caller, enter_scope
+
+    rng = np.random.default_rng(5)
+    words = ["cat", "dog", "owl", "fox", "elk"]
+    alice, bob = await create_user(db.owner), await create_user(db.owner)
+    centre = rng.standard_normal(DIM)
+    await _corpus(db, client, bob, [(" ".join(words), [float(x) for x in centre]) for _ in range(30)])
+    chunks: list[tuple[str, list[float] | None]] = []
+    for i in range(200):
+        content = " ".join(rng.choice(words, size=int(rng.integers(1, 5))))
+        vector = None if i % 7 == 0 else [float(x) for x in rng.standard_normal(DIM)]
+        chunks.append((content, vector))
+    await _corpus(db, client, alice, chunks)
+    scope = search_queries.Scope(owner=uuid.UUID(alice), document_ids=None)
+    bob_ids = {r["id"] for r in await db.owner.fetch(
+        "SELECT c.id FROM document_chunks c JOIN documents d ON d.id = c.document_id WHERE d.user_id = $1",
+        uuid.UUID(bob))}
+    for trial in range(4):
+        q = " ".join(rng.choice(words, size=2, replace=False)) if trial % 2 else str(rng.choice(words))
+        vector = vector_text([float(x) for x in centre + rng.standard_normal(DIM)])
+        async with piccolo_conf.DB.transaction() as txn:
+            await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
+            await search_queries._configure(20)
+            apart = (await search_queries.keyword_list(q, scope, 20), await search_queries._exact(vector, scope, 20))
+        async with piccolo_conf.DB.transaction() as txn:
+            await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
+            await search_queries._configure(20)
+            await txn.connection.execute(
+                "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
+                "SET LOCAL hnsw.iterative_scan = off; SET LOCAL hnsw.ef_search = 10")
+            together = await search_queries._both_exact(q, vector, scope, 20)
+        assert together == apart, q
+        assert len(apart[0]) == 20 and len(apart[1]) == 20  # both lists full: a real comparison
+        assert not {chunk_id for chunk_id, _ in together[0] + together[1]} & bob_ids
+
+
 async def test_a_full_batch_of_1000_embeddings_fits_the_default_limits(db: MigratedDB, client: httpx.AsyncClient) -> None:
     """CONTRACT: PATCH takes 1 to 1,000 embeddings. With full-precision
     numbers that is ~8 MB of JSON, over the general 1 MiB body limit, so

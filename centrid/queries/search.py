@@ -49,7 +49,9 @@ what the caller owns, which is what limits large owners.
 
 Hybrid is Reciprocal Rank Fusion (k = 60) of the keyword list and the
 semantic list, each HYBRID_DEPTH(limit) deep: score = sum of 1 / (60 + rank)
-over the lists a chunk is in; ties broken by chunk id.
+over the lists a chunk is in; ties broken by chunk id. When the semantic
+list is exact, both lists come from one pass over the caller's chunks
+(`_both_exact`: each row read once, the same lists as run apart).
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ OVERFETCH = 2
 EF_SEARCH = 400
 ITERATIVE_SCAN = "relaxed_order"
 MAX_SCAN_TUPLES = 20_000
+# Hybrid over few candidates ranks both lists in one pass (_both_exact);
+# False runs them apart, as before (kept for the benchmark's comparison).
+ONE_PASS_HYBRID = True
 
 
 def hybrid_depth(limit: int) -> int:
@@ -195,17 +200,59 @@ async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, fl
     return [(r["id"], float(r["distance"])) for r in records]
 
 
-async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
-    """(chunk id, cosine distance), closest first, ties by id: the caller's
-    true top-k by exact search when few, else by the index (never short)."""
-    query = vector_text(embedding)
-    if scope.owner is not None or scope.document_ids is not None:
-        if await _count(scope, EXACT_LIMIT) <= EXACT_LIMIT:
-            return await _exact(query, scope, k)
+async def _exact_is_enough(scope: Scope) -> bool:
+    """Whether the scope's chunks are few enough to rank exactly."""
+    if scope.owner is None and scope.document_ids is None:
+        return False
+    return await _count(scope, EXACT_LIMIT) <= EXACT_LIMIT
+
+
+async def _approximate(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """The index path, with the exact fallback that keeps it from being short."""
     hits = await _indexed(query, scope, k)
     if len(hits) < k:
         hits = await _exact(query, scope, k)
     return hits
+
+
+async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
+    """(chunk id, cosine distance), closest first, ties by id: the caller's
+    true top-k by exact search when few, else by the index (never short)."""
+    query = vector_text(embedding)
+    if await _exact_is_enough(scope):
+        return await _exact(query, scope, k)
+    return await _approximate(query, scope, k)
+
+
+async def _both_exact(
+    q: str, query: str, scope: Scope, depth: int
+) -> tuple[list[tuple[uuid.UUID, float]], list[tuple[uuid.UUID, float]]]:
+    """The keyword and the semantic list in one pass over the scope's chunks:
+    each row is read once and gets both its distance and its ts_rank, then
+    each list takes its own top `depth` (the same orders and ties as
+    keyword_list and _exact, so fusing them gives the same answer). The
+    MATERIALIZED CTE has no ORDER BY of its own, so no index scan can serve
+    it: the ranking is exact. Measured against the two lists run apart in
+    docs/BENCHMARKS.md ("Retrieval, round 4")."""
+    schema = await vector_schema()
+    args: list[Any] = [query, q]
+    where = _scope_sql(scope, args)
+    args += [depth, depth]
+    sql = (
+        "WITH candidates AS MATERIALIZED ("
+        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance, "
+        "CASE WHEN c.search_vector @@ t.query THEN ts_rank(c.search_vector, t.query) END AS rank "
+        "FROM (SELECT websearch_to_tsquery('english', {}) AS query) t, document_chunks c "
+        f"WHERE {where}) "
+        "(SELECT true AS semantic, id, distance::float8 AS value FROM candidates "
+        "WHERE distance IS NOT NULL ORDER BY distance, id LIMIT {}) "
+        "UNION ALL "
+        "(SELECT false, id, rank::float8 FROM candidates WHERE rank IS NOT NULL ORDER BY rank DESC, id LIMIT {})"
+    )
+    records = await DocumentChunk.raw(sql, *args).run()
+    keyword = [(r["id"], float(r["value"])) for r in records if not r["semantic"]]
+    semantic = [(r["id"], float(r["value"])) for r in records if r["semantic"]]
+    return keyword, semantic
 
 
 def fuse(keyword: Sequence[tuple[uuid.UUID, float]], semantic: Sequence[tuple[uuid.UUID, float]]) -> list[Hit]:
@@ -263,8 +310,13 @@ async def search(
         ]
     assert q is not None and embedding is not None
     depth = hybrid_depth(limit)
-    keyword = await keyword_list(q, scope, depth)
-    semantic = await semantic_list(embedding, scope, depth)
+    query = vector_text(embedding)
+    exact = await _exact_is_enough(scope)
+    if exact and ONE_PASS_HYBRID:
+        keyword, semantic = await _both_exact(q, query, scope, depth)
+    else:
+        keyword = await keyword_list(q, scope, depth)
+        semantic = await (_exact(query, scope, depth) if exact else _approximate(query, scope, depth))
     return fuse(keyword, semantic)[:limit]
 
 
