@@ -6,8 +6,10 @@ the caller still gets exactly their true top-k."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -413,6 +415,27 @@ async def test_crowded_index_still_gives_the_callers_true_top_k(
     assert {h["id"] for h in r.json()["items"]} <= set(ids)
 
 
+@contextlib.asynccontextmanager
+async def _searching_as(user: str, k: int, *, index_starved: bool = False) -> AsyncIterator[None]:
+    """A transaction scoped as `user` with the service's search settings
+    (search._configure, private, so that they apply before any override).
+    `index_starved`: then sorting disabled and the HNSW walk cut short, so a
+    plan through the index would stop early and only one that never touches
+    it gives the right answer."""
+    import piccolo_conf
+
+    from centrid.request.claims import Caller, enter_scope
+
+    async with piccolo_conf.DB.transaction() as txn:
+        await enter_scope(txn.connection, Caller(role="authenticated", sub=user))
+        await search_queries._configure(k)
+        if index_starved:
+            await txn.connection.execute(
+                "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
+                "SET LOCAL hnsw.iterative_scan = off; SET LOCAL hnsw.ef_search = 10")
+        yield
+
+
 async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB, client: httpx.AsyncClient) -> None:
     """The exact ranking is exact by construction, not by the planner's
     mood: with sorting made prohibitively expensive (enable_sort = off) and
@@ -420,19 +443,8 @@ async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB,
     planned through it and starved by the crowd (as it is at 1M chunks
     without the fence). The service's exact query must still return the
     caller's true top-k."""
-    import piccolo_conf
-
-    from centrid.request.claims import Caller, enter_scope
-
     alice, _, query = await _crowded_caller(db, client, seed=11)
-    async with piccolo_conf.DB.transaction() as txn:
-        await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
-        await search_queries._configure(10)
-        # After the service's settings: an index scan would now stop early,
-        # so only a plan that never touches the index gives the right answer.
-        await txn.connection.execute(
-            "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
-            "SET LOCAL hnsw.iterative_scan = off; SET LOCAL hnsw.ef_search = 10")
+    async with _searching_as(alice, 10, index_starved=True):
         scope = search_queries.Scope(owner=uuid.UUID(alice), document_ids=None)
         got = await search_queries.semantic_list(query, scope, 10)
     assert [str(chunk_id) for chunk_id, _ in got] == await _exact_top_k(db, alice, query, 10)
@@ -447,10 +459,7 @@ async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, cl
     planner pushed towards the HNSW index (sorting disabled, the index
     walk cut short), which must not serve it. Another user's chunks, close
     to every query, never appear."""
-    import piccolo_conf
-
     from centrid.queries.chunks import vector_text
-    from centrid.request.claims import Caller, enter_scope
 
     rng = np.random.default_rng(5)
     words = ["cat", "dog", "owl", "fox", "elk"]
@@ -470,16 +479,9 @@ async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, cl
     for trial in range(4):
         q = " ".join(rng.choice(words, size=2, replace=False)) if trial % 2 else str(rng.choice(words))
         vector = vector_text([float(x) for x in centre + rng.standard_normal(DIM)])
-        async with piccolo_conf.DB.transaction() as txn:
-            await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
-            await search_queries._configure(20)
+        async with _searching_as(alice, 20):
             apart = (await search_queries.keyword_list(q, scope, 20), await search_queries._exact(vector, scope, 20))
-        async with piccolo_conf.DB.transaction() as txn:
-            await enter_scope(txn.connection, Caller(role="authenticated", sub=alice))
-            await search_queries._configure(20)
-            await txn.connection.execute(
-                "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; "
-                "SET LOCAL hnsw.iterative_scan = off; SET LOCAL hnsw.ef_search = 10")
+        async with _searching_as(alice, 20, index_starved=True):
             together = await search_queries._both_exact(q, vector, scope, 20)
         assert together == apart, q
         assert len(apart[0]) == 20 and len(apart[1]) == 20  # both lists full: a real comparison
