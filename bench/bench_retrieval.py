@@ -241,8 +241,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ef-search", type=int, help="override centrid.queries.search.EF_SEARCH (exploration)")
     parser.add_argument("--overfetch", type=int, help="override centrid.queries.search.OVERFETCH (exploration)")
     parser.add_argument("--iterative", help="override centrid.queries.search.ITERATIVE_SCAN (exploration)")
+    parser.add_argument("--one-pass-limit", type=int,
+                        help="override centrid.queries.search.ONE_PASS_LIMIT (exploration)")
     parser.add_argument("--hybrid-apart", action="store_true",
-                        help="rank hybrid's two lists apart, not in one pass (ONE_PASS_HYBRID = False)")
+                        help="rank hybrid's two lists apart, never in one pass (ONE_PASS_LIMIT = -1)")
     common.add_common_options(parser)
     return parser.parse_args(argv)
 
@@ -411,11 +413,11 @@ async def measure_all(
         probes = {k: v for k, v in probes.items() if k in wanted}
         plan.probe_users = probes
     for flag, attribute in (("exact_limit", "EXACT_LIMIT"), ("ef_search", "EF_SEARCH"), ("overfetch", "OVERFETCH"),
-                            ("iterative", "ITERATIVE_SCAN")):
+                            ("iterative", "ITERATIVE_SCAN"), ("one_pass_limit", "ONE_PASS_LIMIT")):
         if getattr(args, flag) is not None:
             setattr(sq, attribute, getattr(args, flag))
     if args.hybrid_apart:
-        sq.ONE_PASS_HYBRID = False
+        sq.ONE_PASS_LIMIT = -1
     try:
         async with common.service_engine(dsn) as engine:
             await measure_db(plan, probes, args.queries, owner, schema, engine, dsn, cells)

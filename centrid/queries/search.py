@@ -49,9 +49,10 @@ what the caller owns, which is what limits large owners.
 
 Hybrid is Reciprocal Rank Fusion (k = 60) of the keyword list and the
 semantic list, each HYBRID_DEPTH(limit) deep: score = sum of 1 / (60 + rank)
-over the lists a chunk is in; ties broken by chunk id. When the semantic
-list is exact, both lists come from one pass over the caller's chunks
-(`_both_exact`: each row read once, the same lists as run apart).
+over the lists a chunk is in; ties broken by chunk id. When the caller
+has at most ONE_PASS_LIMIT candidates, both lists come from one pass over
+their chunks (`_both_exact`: each row read once, the same lists as run
+apart).
 """
 
 from __future__ import annotations
@@ -80,9 +81,12 @@ OVERFETCH = 2
 EF_SEARCH = 400
 ITERATIVE_SCAN = "relaxed_order"
 MAX_SCAN_TUPLES = 20_000
-# Hybrid over few candidates ranks both lists in one pass (_both_exact);
-# False runs them apart, as before (kept for the benchmark's comparison).
-ONE_PASS_HYBRID = True
+# Hybrid ranks both lists in one pass (_both_exact) up to this many
+# candidates with an embedding. Measured (docs/BENCHMARKS.md, "Retrieval,
+# round 4"): 10,000 candidates 11 % faster in one pass, 100,000 6 % slower
+# (its CTE's ~60-byte rows no longer fit in work_mem, 4 MB, and spill). Set
+# where they still fit; the sizes in between were not measured.
+ONE_PASS_LIMIT = 50_000
 
 
 def hybrid_depth(limit: int) -> int:
@@ -200,11 +204,18 @@ async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, fl
     return [(r["id"], float(r["distance"])) for r in records]
 
 
-async def _exact_is_enough(scope: Scope) -> bool:
-    """Whether the scope's chunks are few enough to rank exactly."""
+async def _candidates(scope: Scope) -> int | None:
+    """How many of the scope's chunks have an embedding, counted up to
+    EXACT_LIMIT + 1; None for a search over everyone's (service_role
+    without document_ids), which always goes through the index."""
     if scope.owner is None and scope.document_ids is None:
-        return False
-    return await _count(scope, EXACT_LIMIT) <= EXACT_LIMIT
+        return None
+    return await _count(scope, EXACT_LIMIT)
+
+
+def _exact_enough(candidates: int | None) -> bool:
+    """Whether that many candidates are few enough to rank exactly."""
+    return candidates is not None and candidates <= EXACT_LIMIT
 
 
 async def _approximate(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
@@ -219,7 +230,7 @@ async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> lis
     """(chunk id, cosine distance), closest first, ties by id: the caller's
     true top-k by exact search when few, else by the index (never short)."""
     query = vector_text(embedding)
-    if await _exact_is_enough(scope):
+    if _exact_enough(await _candidates(scope)):
         return await _exact(query, scope, k)
     return await _approximate(query, scope, k)
 
@@ -311,8 +322,9 @@ async def search(
     assert q is not None and embedding is not None
     depth = hybrid_depth(limit)
     query = vector_text(embedding)
-    exact = await _exact_is_enough(scope)
-    if exact and ONE_PASS_HYBRID:
+    candidates = await _candidates(scope)
+    exact = _exact_enough(candidates)
+    if exact and candidates is not None and candidates <= ONE_PASS_LIMIT:
         keyword, semantic = await _both_exact(q, query, scope, depth)
     else:
         keyword = await keyword_list(q, scope, depth)
