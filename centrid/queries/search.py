@@ -263,6 +263,11 @@ async def _both_exact(
     records = await DocumentChunk.raw(sql, *args).run()
     keyword = [(r["id"], float(r["value"])) for r in records if not r["semantic"]]
     semantic = [(r["id"], float(r["value"])) for r in records if r["semantic"]]
+    # UNION ALL promises no order (a parallel append, possible for
+    # service_role, may interleave): each list is put back in its own.
+    # Python orders UUIDs as PostgreSQL does, byte by byte.
+    keyword.sort(key=lambda hit: (-hit[1], hit[0]))
+    semantic.sort(key=lambda hit: (hit[1], hit[0]))
     return keyword, semantic
 
 
