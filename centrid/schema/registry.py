@@ -37,8 +37,7 @@ def declaration_problems(
                 Difference(name, "declaration", "", "a TableSecurity declaration (centrid.schema.tables.SECURITY)", "none")
             )
     for sec in declarations:
-        columns = {c._meta.db_column_name for c in sec.table._meta.columns}
-        columns.update(x.column for x in (sec.tsvector, sec.inherited_owner) if x is not None)
+        columns = sec.column_types()
         for storage in sec.storage.columns if sec.storage is not None else ():
             if storage.column not in columns:
                 diffs.append(

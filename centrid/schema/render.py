@@ -265,25 +265,13 @@ def storage_statements(sec: TableSecurity, *, schema: str = "public") -> list[St
     return out
 
 
-def _column_type(sec: TableSecurity, column: str) -> str:
-    """The type of one of the table's columns: Piccolo's, or one the
-    declaration adds (the generated tsvector, the copied owner)."""
-    for c in sec.table._meta.columns:
-        if c._meta.db_column_name == column:
-            return str(c.column_type)
-    if sec.tsvector is not None and sec.tsvector.column == column:
-        return "tsvector"
-    if sec.inherited_owner is not None and sec.inherited_owner.column == column:
-        return "uuid"
-    raise ValueError(f"{sec.tablename}: no column {column}")  # declaration_problems reports it first
-
-
 def storage_forwards_sql(sec: TableSecurity) -> str:
     """The statements, under a header naming each column's type: ALTER
     COLUMN ... TYPE (another embedding dimension, say) resets a column to
     its type's storage, so a new type must make this entry change too and
     the planner re-apply it after the auto migration that alters it."""
-    columns = ", ".join(f"{c.column} {_column_type(sec, c.column)}" for c in sec.storage.columns) if sec.storage else ""
+    types = sec.column_types()
+    columns = ", ".join(f"{c.column} {types[c.column]}" for c in sec.storage.columns) if sec.storage else ""
     return "\n".join([f"-- {sec.tablename}: storage ({columns})", *(s.sql for s in storage_statements(sec))])
 
 

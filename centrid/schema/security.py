@@ -222,6 +222,17 @@ class TableSecurity:
         name: str = self.table._meta.tablename
         return name
 
+    def column_types(self) -> dict[str, str]:
+        """Every column the table has once migrated, with its type: its
+        class's, then those this declaration adds (the generated tsvector,
+        the copied owner)."""
+        types = {c._meta.db_column_name: str(c.column_type) for c in self.table._meta.columns}
+        if self.tsvector is not None:
+            types[self.tsvector.column] = "tsvector"
+        if self.inherited_owner is not None:
+            types[self.inherited_owner.column] = "uuid"
+        return types
+
 
 def owner_policies(table: str, predicate: str, *, writable: tuple[Command, ...]) -> tuple[Policy, ...]:
     """SELECT plus the given write commands for `authenticated`, all guarded
