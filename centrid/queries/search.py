@@ -328,11 +328,11 @@ async def search(
     depth = hybrid_depth(limit)
     query = vector_text(embedding)
     candidates = await _candidates(scope)
-    exact = _exact_enough(candidates)
-    if exact and candidates is not None and candidates <= ONE_PASS_LIMIT:
+    if candidates is not None and candidates <= min(ONE_PASS_LIMIT, EXACT_LIMIT):
         keyword, semantic = await _both_exact(q, query, scope, depth)
     else:
         keyword = await keyword_list(q, scope, depth)
+        exact = _exact_enough(candidates)
         semantic = await (_exact(query, scope, depth) if exact else _approximate(query, scope, depth))
     return fuse(keyword, semantic)[:limit]
 
