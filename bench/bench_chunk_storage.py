@@ -117,31 +117,37 @@ def parse_cases(text: str) -> list[Case]:
     return cases
 
 
-async def load_owner(owner: asyncpg.Connection, case: Case, storage: str, seed: int) -> Owner:
-    """One user with `case.chunks` chunks, written under `storage`; the
-    same seed gives the same chunks."""
-    user = uuid.uuid4()
+async def add_documents(owner: asyncpg.Connection, users: Sequence[uuid.UUID], per_user: int, label: str) -> list[uuid.UUID]:
+    """`users` in auth.users, each with `per_user` documents; the documents' ids."""
     await owner.execute(
-        "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES ($1, $2, '{}'::jsonb)",
-        user, f"storage-{user.hex[:8]}@example.test",
+        "INSERT INTO auth.users (id, email, raw_user_meta_data) "
+        "SELECT id, $2 || '-' || id || '@example.test', '{}'::jsonb FROM unnest($1::uuid[]) AS u(id)",
+        list(users), label,
     )
-    documents = [uuid.uuid4() for _ in range((case.chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT)]
+    documents = [(uuid.uuid4(), user) for user in users for _ in range(per_user)]
     await owner.copy_records_to_table(
         "documents",
-        records=[(d, user, f"doc-{i}.txt", "text/plain", 1000, "completed") for i, d in enumerate(documents)],
+        records=[(d, u, f"{label}-{i}.txt", "text/plain", 1000, "completed") for i, (d, u) in enumerate(documents)],
         columns=["id", "user_id", "filename", "file_type", "file_size", "processing_status"],
     )
-    await owner.execute(storage_sql(storage))
+    return [d for d, _ in documents]
+
+
+async def load_chunks(
+    owner: asyncpg.Connection, documents: Sequence[uuid.UUID], count: int, chars: int, seed: int, label: str
+) -> None:
+    """`count` chunks of `chars` characters with unit vectors, dealt out to
+    `documents` in turn, by binary COPY; the same seed gives the same chunks."""
     text = Text(seed)
     rng = np.random.default_rng(seed)
-    report = progress(f"{case.chunks:,} x {case.chars:,} chars, {storage}", case.chunks)
+    report = progress(label, count)
     done = 0
-    while done < case.chunks:
-        n = min(10_000, case.chunks - done)
+    while done < count:
+        n = min(10_000, count - done)
         vectors = rng.standard_normal((n, DIM)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         batch = [
-            (documents[(done + i) // CHUNKS_PER_DOCUMENT], (done + i) % CHUNKS_PER_DOCUMENT, text.chunk(case.chars),
+            (documents[(done + i) % len(documents)], (done + i) // len(documents), text.chunk(chars),
              vector_binary(vectors[i]))
             for i in range(n)
         ]
@@ -150,6 +156,14 @@ async def load_owner(owner: asyncpg.Connection, case: Case, storage: str, seed: 
         )
         done += n
         report(done)
+
+
+async def load_owner(owner: asyncpg.Connection, case: Case, storage: str, seed: int) -> Owner:
+    """One user with `case.chunks` chunks, written under `storage`."""
+    user = uuid.uuid4()
+    documents = await add_documents(owner, [user], -(-case.chunks // CHUNKS_PER_DOCUMENT), "storage")
+    await owner.execute(storage_sql(storage))
+    await load_chunks(owner, documents, case.chunks, case.chars, seed, f"{case.chunks:,} x {case.chars:,} chars, {storage}")
     return Owner(case, storage, user)
 
 
@@ -157,34 +171,8 @@ async def load_filler(owner: asyncpg.Connection, chunks: int, users: int = 1000)
     """`chunks` short chunks over `users` other users, one document each."""
     if chunks <= 0:
         return
-    ids = [uuid.uuid4() for _ in range(users)]
-    await owner.execute(
-        "INSERT INTO auth.users (id, email, raw_user_meta_data) "
-        "SELECT id, 'filler-' || n || '@example.test', '{}'::jsonb FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)",
-        ids,
-    )
-    documents = [uuid.uuid4() for _ in ids]
-    await owner.copy_records_to_table(
-        "documents",
-        records=[(d, u, "filler.txt", "text/plain", 1000, "completed") for d, u in zip(documents, ids)],
-        columns=["id", "user_id", "filename", "file_type", "file_size", "processing_status"],
-    )
-    text = Text(12345)
-    rng = np.random.default_rng(12345)
-    report = progress("filler chunks", chunks)
-    done = 0
-    while done < chunks:
-        n = min(20_000, chunks - done)
-        vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-        batch = [
-            (documents[(done + i) % users], (done + i) // users, text.chunk(90), vector_binary(vectors[i]))
-            for i in range(n)
-        ]
-        await owner.copy_records_to_table(
-            "document_chunks", records=batch, columns=["document_id", "chunk_index", "content", "embedding"]
-        )
-        done += n
-        report(done)
+    documents = await add_documents(owner, [uuid.uuid4() for _ in range(users)], 1, "filler")
+    await load_chunks(owner, documents, chunks, 90, 12345, "filler chunks")
 
 
 async def run(args: argparse.Namespace) -> str:
