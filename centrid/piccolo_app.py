@@ -6,6 +6,7 @@ from piccolo.conf.apps import AppConfig, Command
 
 from centrid.commands.check import check
 from centrid.commands.new_migration import new_migration
+from centrid.commands.owner_indexes import owner_indexes_command
 from centrid.commands.users import create_user, token
 
 from centrid.schema.tables import TABLE_CLASSES
@@ -27,5 +28,6 @@ APP_CONFIG = AppConfig(
         Command(token),
         Command(check),
         Command(new_migration),
+        Command(owner_indexes_command, command_name="owner_indexes"),
     ],
 )

@@ -18,36 +18,13 @@ import pytest
 
 from centrid.api import models
 from centrid.queries import search as search_queries
+from centrid.queries import search_lists
 from tests.api_support import assert_error, make_document, table_snapshot
 from tests.conftest import MigratedDB
 from tests.support import acting_as, bearer, create_user
-
-DIM = 384
-
-
-def unit(*pairs: tuple[int, float]) -> list[float]:
-    """A unit vector with the given (axis, weight) components."""
-    v = np.zeros(DIM)
-    for axis, weight in pairs:
-        v[axis] = weight
-    return [float(x) for x in v / np.linalg.norm(v)]
-
-
-def vtext(vector: Any) -> str:
-    """pgvector's text form."""
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
-
-
-E0, E1, E2 = unit((0, 1)), unit((1, 1)), unit((2, 1))
-
-
-async def post_chunks(client: httpx.AsyncClient, user: str, doc: str, chunks: list[dict[str, Any]], **params: str) -> httpx.Response:
-    return await client.post(f"/api/documents/{doc}/chunks", json=chunks, headers=bearer(user), params=params)
-
-
-async def search(client: httpx.AsyncClient, user: str | None, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return await client.post("/api/search", json=body, headers=headers or bearer(user))
-
+from tests.retrieval_support import (
+    DIM, E0, E1, E2, corpus, crowded_caller, exact_top_k, post_chunks, search, unit, vtext,
+)
 
 # --------------------------------------------------------------------------
 # Writing vectors
@@ -222,18 +199,9 @@ async def test_nobody_else_can_set_embeddings_on_a_users_chunks(db: MigratedDB, 
 # Ranking on hand-made data
 
 
-async def _corpus(db: MigratedDB, client: httpx.AsyncClient, user: str, chunks: list[tuple[str, list[float] | None]]) -> tuple[str, list[str]]:
-    doc = (await make_document(client, user, filename="corpus.txt"))["id"]
-    body = [{"chunk_index": i, "content": content, **({"embedding": vec} if vec is not None else {})}
-            for i, (content, vec) in enumerate(chunks)]
-    r = await post_chunks(client, user, doc, body)
-    assert r.status_code == 201, r.text
-    return doc, [c["id"] for c in r.json()["items"]]
-
-
 async def test_keyword_ranking(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice = await create_user(db.owner)
-    doc, ids = await _corpus(db, client, alice, [
+    doc, ids = await corpus(db, client, alice, [
         ("apples and pears", None), ("apple apple apple pie", None), ("bananas only", None), ("an apple a day", E0)])
     r = await search(client, alice, {"q": "apple"})
     assert r.status_code == 200, r.text
@@ -253,7 +221,7 @@ async def test_keyword_ranking(db: MigratedDB, client: httpx.AsyncClient) -> Non
 
 async def test_semantic_ranking_skips_chunks_without_embeddings(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice = await create_user(db.owner)
-    _, ids = await _corpus(db, client, alice, [
+    _, ids = await corpus(db, client, alice, [
         ("far", E1), ("near", unit((0, 1), (1, 1))), ("none", None), ("exact", E0), ("opposite", unit((0, -1)))])
     r = await search(client, alice, {"embedding": E0, "limit": 10})
     items = r.json()["items"]
@@ -267,7 +235,7 @@ async def test_semantic_ranking_skips_chunks_without_embeddings(db: MigratedDB, 
 
 async def test_semantic_ties_are_broken_by_chunk_id(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice = await create_user(db.owner)
-    _, ids = await _corpus(db, client, alice, [("a", E1), ("b", E1), ("c", E1), ("d", E0)])
+    _, ids = await corpus(db, client, alice, [("a", E1), ("b", E1), ("c", E1), ("d", E0)])
     r = await search(client, alice, {"embedding": E0, "limit": 3})
     assert [h["id"] for h in r.json()["items"]] == [ids[3], *sorted(ids[:3])[:2]]
 
@@ -275,7 +243,7 @@ async def test_semantic_ties_are_broken_by_chunk_id(db: MigratedDB, client: http
 async def test_hybrid_is_reciprocal_rank_fusion(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice = await create_user(db.owner)
     # keyword "apple": A (x3) then B (x1); semantic to E0: B, C, A, D(no text match).
-    _, (a, b, c, d) = await _corpus(db, client, alice, [
+    _, (a, b, c, d) = await corpus(db, client, alice, [
         ("apple apple apple", unit((0, 0.2), (1, 1))),
         ("apple", E0),
         ("cherry", unit((0, 1), (1, 0.5))),
@@ -309,8 +277,8 @@ async def test_search_body_validation(db: MigratedDB, client: httpx.AsyncClient)
 
 async def test_search_never_returns_another_users_chunks(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice, bob = await create_user(db.owner), await create_user(db.owner)
-    alice_doc, alice_ids = await _corpus(db, client, alice, [("apple tart", unit((0, 1), (1, 1)))])
-    bob_doc, bob_ids = await _corpus(db, client, bob, [("apple apple apple", E0), ("apple pie", E0)])
+    alice_doc, alice_ids = await corpus(db, client, alice, [("apple tart", unit((0, 1), (1, 1)))])
+    bob_doc, bob_ids = await corpus(db, client, bob, [("apple apple apple", E0), ("apple pie", E0)])
     for mode in ("keyword", "semantic", "hybrid"):
         r = await search(client, alice, {"q": "apple", "embedding": E0, "mode": mode})
         assert [h["id"] for h in r.json()["items"]] == alice_ids, mode
@@ -329,8 +297,8 @@ async def test_search_never_returns_another_users_chunks(db: MigratedDB, client:
 
 async def test_document_ids_narrow_the_search(db: MigratedDB, client: httpx.AsyncClient) -> None:
     alice = await create_user(db.owner)
-    doc1, ids1 = await _corpus(db, client, alice, [("apple one", E0)])
-    _, ids2 = await _corpus(db, client, alice, [("apple two", E0)])
+    doc1, ids1 = await corpus(db, client, alice, [("apple one", E0)])
+    _, ids2 = await corpus(db, client, alice, [("apple two", E0)])
     for mode in ("keyword", "semantic", "hybrid"):
         r = await search(client, alice, {"q": "apple", "embedding": E0, "mode": mode, "document_ids": [doc1]})
         assert [h["id"] for h in r.json()["items"]] == ids1, mode
@@ -342,56 +310,11 @@ async def test_document_ids_narrow_the_search(db: MigratedDB, client: httpx.Asyn
 # The crowding case
 
 
-def _noisy(rng: np.random.Generator, centre: np.ndarray, sigma: float, n: int) -> np.ndarray:
-    v = centre + sigma * rng.standard_normal((n, DIM)) / math.sqrt(DIM)
-    result: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return result
-
-
-async def _crowd(db: MigratedDB, users: int, per_user: int, centre: np.ndarray, rng: np.random.Generator) -> None:
-    """Other users' chunks, all close to `centre`, written as the owner in bulk."""
-    vectors = _noisy(rng, centre, 0.3, users * per_user)
-    user_ids = [uuid.UUID(await create_user(db.owner)) for _ in range(users)]
-    docs = [(uuid.uuid4(), u) for u in user_ids]
-    await db.owner.executemany(
-        "INSERT INTO documents (id, user_id, filename, file_type, file_size) VALUES ($1, $2, 'crowd', 't', 1)", docs)
-    rows = [(docs[i // per_user][0], i % per_user, f"crowd {i}", vtext(vectors[i]))
-            for i in range(users * per_user)]
-    await db.owner.executemany(
-        "INSERT INTO document_chunks (document_id, chunk_index, content, embedding) "
-        "VALUES ($1, $2, $3, $4::text::extensions.vector)", rows)
-
-
-async def _crowded_caller(db: MigratedDB, client: httpx.AsyncClient, seed: int) -> tuple[str, list[str], list[float]]:
-    """The crowding case: 30 users' 1,200 chunks close to a query, and a
-    caller (returned with their 15 chunk ids and the query) whose chunks
-    are all farther from it than the crowd is. Statistics are fresh."""
-    rng = np.random.default_rng(seed)
-    centre = np.array(E0)
-    await _crowd(db, users=30, per_user=40, centre=centre, rng=rng)
-    alice = await create_user(db.owner)
-    mine = _noisy(rng, np.array(unit((0, 0.5), (1, 1))), 0.5, 15)
-    _, ids = await _corpus(db, client, alice, [(f"mine {i}", [float(x) for x in v]) for i, v in enumerate(mine)])
-    query = [float(x) for x in _noisy(rng, centre, 0.1, 1)[0]]
-    await db.owner.execute("ANALYZE documents; ANALYZE document_chunks")
-    return alice, ids, query
-
-
-async def _exact_top_k(db: MigratedDB, user: str, query: list[float], k: int) -> list[str]:
-    """The reference: every one of the user's chunks ranked exactly."""
-    rows = await db.owner.fetch(
-        "SELECT c.id FROM document_chunks c JOIN documents d ON d.id = c.document_id "
-        "WHERE d.user_id = $1 AND c.embedding IS NOT NULL "
-        "ORDER BY (c.embedding OPERATOR(extensions.<=>) $2::text::extensions.vector) + 0, c.id LIMIT $3",
-        uuid.UUID(user), vtext(query), k)
-    return [str(r["id"]) for r in rows]
-
-
 @pytest.mark.parametrize("exact_limit", [search_queries.EXACT_LIMIT, 0], ids=["default", "index-path-forced"])
 async def test_crowded_index_still_gives_the_callers_true_top_k(
     db: MigratedDB, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, exact_limit: int
 ) -> None:
-    alice, ids, query = await _crowded_caller(db, client, seed=9)
+    alice, ids, query = await crowded_caller(db, client, seed=9)
 
     # The failure this guards against, shown on this very data: the plain
     # pattern under RLS with default settings, through the index (as the
@@ -408,7 +331,7 @@ async def test_crowded_index_still_gives_the_callers_true_top_k(
     for k in (1, 5, 10, 15, 20):
         r = await search(client, alice, {"embedding": query, "limit": k})
         got = [h["id"] for h in r.json()["items"]]
-        assert got == await _exact_top_k(db, alice, query, k), k
+        assert got == await exact_top_k(db, alice, query, k), k
         assert len(got) == min(k, len(ids))
     r = await search(client, alice, {"q": "mine", "embedding": query, "limit": 10})
     assert len(r.json()["items"]) == 10
@@ -443,16 +366,16 @@ async def test_the_exact_path_cannot_be_planned_as_an_index_scan(db: MigratedDB,
     planned through it and starved by the crowd (as it is at 1M chunks
     without the fence). The service's exact query must still return the
     caller's true top-k."""
-    alice, _, query = await _crowded_caller(db, client, seed=11)
+    alice, _, query = await crowded_caller(db, client, seed=11)
     async with _searching_as(alice, 10, index_starved=True):
         scope = search_queries.Scope(owner=uuid.UUID(alice), document_ids=None)
         got = await search_queries.semantic_list(query, scope, 10)
-    assert [str(chunk_id) for chunk_id, _ in got] == await _exact_top_k(db, alice, query, 10)
+    assert [str(chunk_id) for chunk_id, _ in got] == await exact_top_k(db, alice, query, 10)
 
 
 async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, client: httpx.AsyncClient) -> None:
     """Hybrid search over a caller's few chunks ranks both lists in one pass
-    (search._both_exact). Its lists must be exactly those of keyword_list
+    (search_lists.both_exact). Its lists must be exactly those of keyword_list
     and the exact semantic ranking run apart: same chunks, same order,
     same ties (a small vocabulary makes many equal ts_ranks), chunks
     without an embedding only in the keyword list; and still so with the
@@ -465,13 +388,13 @@ async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, cl
     words = ["cat", "dog", "owl", "fox", "elk"]
     alice, bob = await create_user(db.owner), await create_user(db.owner)
     centre = rng.standard_normal(DIM)
-    await _corpus(db, client, bob, [(" ".join(words), [float(x) for x in centre]) for _ in range(30)])
+    await corpus(db, client, bob, [(" ".join(words), [float(x) for x in centre]) for _ in range(30)])
     chunks: list[tuple[str, list[float] | None]] = []
     for i in range(200):
         content = " ".join(rng.choice(words, size=int(rng.integers(1, 5))))
         vector = None if i % 7 == 0 else [float(x) for x in rng.standard_normal(DIM)]
         chunks.append((content, vector))
-    await _corpus(db, client, alice, chunks)
+    await corpus(db, client, alice, chunks)
     scope = search_queries.Scope(owner=uuid.UUID(alice), document_ids=None)
     bob_ids = {r["id"] for r in await db.owner.fetch(
         "SELECT c.id FROM document_chunks c JOIN documents d ON d.id = c.document_id WHERE d.user_id = $1",
@@ -480,9 +403,9 @@ async def test_hybrid_in_one_pass_gives_exactly_the_two_lists(db: MigratedDB, cl
         q = " ".join(rng.choice(words, size=2, replace=False)) if trial % 2 else str(rng.choice(words))
         vector = vector_text([float(x) for x in centre + rng.standard_normal(DIM)])
         async with _searching_as(alice, 20):
-            apart = (await search_queries.keyword_list(q, scope, 20), await search_queries._exact(vector, scope, 20))
+            apart = (await search_lists.keyword_list(q, scope, 20), await search_lists.exact_list(vector, scope, 20))
         async with _searching_as(alice, 20, index_starved=True):
-            together = await search_queries._both_exact(q, vector, scope, 20)
+            together = await search_lists.both_exact(q, vector, scope, 20)
         assert together == apart, q
         assert len(apart[0]) == 20 and len(apart[1]) == 20  # both lists full: a real comparison
         assert not {chunk_id for chunk_id, _ in together[0] + together[1]} & bob_ids

@@ -9,6 +9,13 @@ closer chunks of theirs exist.
 
 The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
 
+0. *A large owner: their own graph.* An owner with a per-owner HNSW index
+   (centrid.schema.owner_indexes, made by `piccolo centrid owner_indexes`
+   for owners of at least 5,000 embedded chunks) is searched through it
+   when the search covers all their chunks: a graph of their vectors only,
+   so every row it hands over passes the policy and the scan is as good as
+   an unfiltered one over a table of that size (the iterative scan and
+   the exact fallback below still apply).
 1. *Few candidates: exact.* The candidate set is the caller's chunks (and,
    with `document_ids`, only those documents'). The query reaches them
    through `document_chunks.user_id`, the document's owner that the
@@ -51,7 +58,7 @@ Hybrid is Reciprocal Rank Fusion (k = 60) of the keyword list and the
 semantic list, each HYBRID_DEPTH(limit) deep: score = sum of 1 / (60 + rank)
 over the lists a chunk is in; ties broken by chunk id. When the caller
 has at most ONE_PASS_LIMIT candidates, both lists come from one pass over
-their chunks (`_both_exact`: each row read once, the same lists as run
+their chunks (`both_exact`: each row read once, the same lists as run
 apart).
 """
 
@@ -62,8 +69,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from centrid.queries.chunks import vector_schema, vector_text
+from centrid.queries.chunks import vector_text
+from centrid.queries.search_lists import (
+    Route,
+    Scope,
+    both_exact,
+    exact_list,
+    indexed_list,
+    keyword_list,
+    route,
+)
 from centrid.schema.tables import DocumentChunk
+
+__all__ = ["Hit", "Mode", "Scope", "fuse", "hit_rows", "hybrid_depth", "search", "semantic_list"]
 
 Mode = Literal["keyword", "semantic", "hybrid"]
 
@@ -81,7 +99,7 @@ OVERFETCH = 2
 EF_SEARCH = 400
 ITERATIVE_SCAN = "relaxed_order"
 MAX_SCAN_TUPLES = 20_000
-# Hybrid ranks both lists in one pass (_both_exact) up to this many
+# Hybrid ranks both lists in one pass (search_lists.both_exact) up to this many
 # candidates with an embedding. Measured (docs/BENCHMARKS.md, "Retrieval,
 # round 4"): 10,000 candidates 11 % faster in one pass, 100,000 6 % slower
 # (its CTE's ~60-byte rows no longer fit in work_mem, 4 MB, and spill). Set
@@ -94,16 +112,6 @@ def hybrid_depth(limit: int) -> int:
     return max(20, 2 * limit)
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Whose chunks, as a planner hint (RLS decides): the authenticated
-    caller's user id, or None for a service_role caller; and optionally
-    some documents."""
-
-    owner: uuid.UUID | None
-    document_ids: tuple[uuid.UUID, ...] | None
-
-
 @dataclass
 class Hit:
     id: uuid.UUID
@@ -114,161 +122,40 @@ class Hit:
     rank_value: float | None = None
 
 
-def _scope_sql(scope: Scope, args: list[Any]) -> str:
-    """The conditions narrowing chunks `c` to the scope, as a planner hint.
-    `c.user_id` is the document owner the database copies onto each chunk
-    (InheritedOwner), so one index reaches a user's chunks and the planner
-    knows from its statistics how many there are."""
-    conditions = []
-    if scope.owner is not None:
-        args.append(scope.owner)
-        conditions.append("c.user_id = {}")
-    if scope.document_ids is not None:
-        args.append(list(scope.document_ids))
-        conditions.append("c.document_id = ANY({}::uuid[])")
-    return " AND ".join(conditions) or "true"
-
-
-async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID, float]]:
-    """(chunk id, ts_rank), best first, ties by id. Exact: every matching
-    chunk of the caller's is ranked, read through (user_id, document_id)
-    (see the module's docstring on why not GIN)."""
-    args: list[Any] = [q]
-    where = _scope_sql(scope, args)
-    args.append(depth)
-    sql = (
-        "SELECT c.id, ts_rank(c.search_vector, query) AS rank "
-        "FROM websearch_to_tsquery('english', {}) AS query, document_chunks c "
-        f"WHERE c.search_vector @@ query AND {where} "
-        "ORDER BY rank DESC, c.id LIMIT {}"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    return [(r["id"], float(r["rank"])) for r in records]
-
-
-async def _count(scope: Scope, cap: int) -> int:
-    """How many of the scope's chunks have an embedding, counting at most
-    cap + 1, from the partial (user_id, document_id) index alone."""
-    args: list[Any] = []
-    where = _scope_sql(scope, args)
-    args.append(cap + 1)
-    sql = (
-        "SELECT count(*) AS n FROM (SELECT 1 FROM document_chunks c "
-        f"WHERE c.embedding IS NOT NULL AND {where} LIMIT {{}}) s"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    return int(records[0]["n"])
-
-
-async def _exact(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
-    """Exact top-k over the scope's chunks that have an embedding."""
-    schema = await vector_schema()
-    args: list[Any] = [query]
-    where = _scope_sql(scope, args)
-    args.append(k)
-    # The query vector is parsed once (a scalar sub-select is an InitPlan);
-    # a bare `$1::text::vector` is re-parsed for every row once PostgreSQL
-    # switches the prepared statement to a generic plan (measured: 27 ms
-    # instead of ~2 ms for 1,000 candidates).
-    # OFFSET 0 fences the sub-select: planned on its own, with no ORDER BY
-    # of its own, it cannot become an HNSW index scan, so the ranking is
-    # exact; and unlike a MATERIALIZED CTE the rows stream into the top-k
-    # sort instead of being stored first (a tuplestore that spilled to disk
-    # at 100,000 candidates; 20-25 % of the time, docs/BENCHMARKS.md).
-    sql = (
-        "SELECT id, distance FROM ("
-        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance "
-        f"FROM document_chunks c WHERE c.embedding IS NOT NULL AND {where} OFFSET 0) candidates "
-        "ORDER BY distance, id LIMIT {}"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    return [(r["id"], float(r["distance"])) for r in records]
-
-
-async def _indexed(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
-    """The index path: HNSW, iteratively, until k of the scope's rows (RLS
-    deciding which are the caller's) have come through."""
-    schema = await vector_schema()
-    args: list[Any] = [query]
-    where = _scope_sql(scope, args)
-    args.append(OVERFETCH * k)
-    args.append(k)
-    sql = (
-        "WITH near AS MATERIALIZED ("
-        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
-        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c WHERE {where} "
-        f"ORDER BY c.embedding OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
-        "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    return [(r["id"], float(r["distance"])) for r in records]
-
-
-async def _candidates(scope: Scope) -> int | None:
-    """How many of the scope's chunks have an embedding, counted up to
-    EXACT_LIMIT + 1; None for a search over everyone's (service_role
-    without document_ids), which always goes through the index."""
+async def _route(scope: Scope) -> Route | None:
+    """The scope's route (search_lists.route) with the count capped at
+    EXACT_LIMIT; None for a search over everyone's (service_role without
+    document_ids), which always goes through the index."""
     if scope.owner is None and scope.document_ids is None:
         return None
-    return await _count(scope, EXACT_LIMIT)
+    return await route(scope, EXACT_LIMIT)
 
 
-def _exact_enough(candidates: int | None) -> bool:
-    """Whether that many candidates are few enough to rank exactly."""
-    return candidates is not None and candidates <= EXACT_LIMIT
+def _exact_count(way: Route | None) -> int | None:
+    """How many candidates to rank exactly, or None when an index serves
+    the scope (an owner index, too many candidates, or everyone's)."""
+    if way is None or way.owner_index or way.candidates is None or way.candidates > EXACT_LIMIT:
+        return None
+    return way.candidates
 
 
 async def _approximate(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
     """The index path, with the exact fallback that keeps it from being short."""
-    hits = await _indexed(query, scope, k)
+    hits = await indexed_list(query, scope, k, OVERFETCH * k)
     if len(hits) < k:
-        hits = await _exact(query, scope, k)
+        hits = await exact_list(query, scope, k)
     return hits
+
+
+async def _semantic(query: str, scope: Scope, k: int, way: Route | None) -> list[tuple[uuid.UUID, float]]:
+    exact = _exact_count(way) is not None
+    return await (exact_list(query, scope, k) if exact else _approximate(query, scope, k))
 
 
 async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
     """(chunk id, cosine distance), closest first, ties by id: the caller's
-    true top-k by exact search when few, else by the index (never short)."""
-    query = vector_text(embedding)
-    if _exact_enough(await _candidates(scope)):
-        return await _exact(query, scope, k)
-    return await _approximate(query, scope, k)
-
-
-async def _both_exact(
-    q: str, query: str, scope: Scope, depth: int
-) -> tuple[list[tuple[uuid.UUID, float]], list[tuple[uuid.UUID, float]]]:
-    """The keyword and the semantic list in one pass over the scope's chunks:
-    each row is read once and gets both its distance and its ts_rank, then
-    each list takes its own top `depth` (the same orders and ties as
-    keyword_list and _exact, so fusing them gives the same answer). The
-    MATERIALIZED CTE has no ORDER BY of its own, so no index scan can serve
-    it: the ranking is exact. Measured against the two lists run apart in
-    docs/BENCHMARKS.md ("Retrieval, round 4")."""
-    schema = await vector_schema()
-    args: list[Any] = [query, q]
-    where = _scope_sql(scope, args)
-    args += [depth, depth]
-    sql = (
-        "WITH candidates AS MATERIALIZED ("
-        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) (SELECT {{}}::text::{schema}.vector) AS distance, "
-        "CASE WHEN c.search_vector @@ t.query THEN ts_rank(c.search_vector, t.query) END AS rank "
-        "FROM (SELECT websearch_to_tsquery('english', {}) AS query) t, document_chunks c "
-        f"WHERE {where}) "
-        "(SELECT true AS semantic, id, distance::float8 AS value FROM candidates "
-        "WHERE distance IS NOT NULL ORDER BY distance, id LIMIT {}) "
-        "UNION ALL "
-        "(SELECT false, id, rank::float8 FROM candidates WHERE rank IS NOT NULL ORDER BY rank DESC, id LIMIT {})"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    keyword = [(r["id"], float(r["value"])) for r in records if not r["semantic"]]
-    semantic = [(r["id"], float(r["value"])) for r in records if r["semantic"]]
-    # UNION ALL promises no order (a parallel append, possible for
-    # service_role, may interleave): each list is put back in its own.
-    # Python orders UUIDs as PostgreSQL does, byte by byte.
-    keyword.sort(key=lambda hit: (-hit[1], hit[0]))
-    semantic.sort(key=lambda hit: (hit[1], hit[0]))
-    return keyword, semantic
+    true top-k by exact search when few, else by an index (never short)."""
+    return await _semantic(vector_text(embedding), scope, k, await _route(scope))
 
 
 def fuse(keyword: Sequence[tuple[uuid.UUID, float]], semantic: Sequence[tuple[uuid.UUID, float]]) -> list[Hit]:
@@ -327,13 +214,13 @@ async def search(
     assert q is not None and embedding is not None
     depth = hybrid_depth(limit)
     query = vector_text(embedding)
-    candidates = await _candidates(scope)
-    if candidates is not None and candidates <= min(ONE_PASS_LIMIT, EXACT_LIMIT):
-        keyword, semantic = await _both_exact(q, query, scope, depth)
+    way = await _route(scope)
+    exact = _exact_count(way)
+    if exact is not None and exact <= ONE_PASS_LIMIT:
+        keyword, semantic = await both_exact(q, query, scope, depth)
     else:
         keyword = await keyword_list(q, scope, depth)
-        exact = _exact_enough(candidates)
-        semantic = await (_exact(query, scope, depth) if exact else _approximate(query, scope, depth))
+        semantic = await _semantic(query, scope, depth, way)
     return fuse(keyword, semantic)[:limit]
 
 

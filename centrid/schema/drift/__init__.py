@@ -6,7 +6,8 @@ beside it: columns (type, nullability, default, generated tsvector columns,
 the `auth.uid()` owner default, storage mode), storage parameters,
 constraints, foreign keys, indexes, triggers, RLS, policies and grants; plus the internal tables (migration
 ledger, admin login) that no API role may reach, and any table in `public`
-that nothing declares.
+that nothing declares. Per-owner HNSW indexes (centrid.schema.owner_indexes)
+are data, not schema: accepted when they have the expected shape.
 
 Inside a transaction that is always rolled back, each table is built as the
 code describes it in the session's temporary schema: Piccolo's columns,
@@ -37,6 +38,7 @@ from centrid.schema.drift.compare import (
 )
 from centrid.schema.drift.expected import build_expected
 from centrid.schema.drift.shape import LIVE_TABLE_SQL, PUBLIC_TABLES_SQL, CHECKED_GRANTEES, read_shape
+from centrid.schema.owner_indexes import TABLE as OWNER_INDEXED_TABLE, is_owner_index
 from centrid.schema.registry import declaration_problems
 from centrid.schema.render import declared_extensions, internal_table_grants
 from centrid.schema.security import Grant, TableSecurity, version_tuple
@@ -117,7 +119,7 @@ async def _check_table(conn: asyncpg.Connection, table: type[Table], sec: TableS
     diffs += compare_columns(label, table, expected, live)
     diffs += compare_named(label, "constraint", expected.constraints, live.constraints)
     diffs += await compare_foreign_keys(conn, label, table, oid, sec)
-    diffs += compare_named(label, "index", expected.indexes, live.indexes)
+    diffs += compare_named(label, "index", expected.indexes, _declared_indexes(label, live.indexes))
     diffs += compare_options(label, expected, live)
     if sec is not None:
         diffs += compare_named(label, "trigger", expected.triggers, live.triggers)
@@ -125,6 +127,15 @@ async def _check_table(conn: asyncpg.Connection, table: type[Table], sec: TableS
         diffs += compare_policies(label, expected, live)
         diffs += compare_grants(label, expected.grants, live.grants)
     return diffs
+
+
+def _declared_indexes(label: str, live: Mapping[str, str]) -> dict[str, str]:
+    """The live indexes less the per-owner HNSW indexes, which are data, not
+    schema (centrid.schema.owner_indexes); one of them that is invalid or
+    not of the expected shape stays in, so it is reported."""
+    if label != OWNER_INDEXED_TABLE:
+        return dict(live)
+    return {name: text for name, text in live.items() if not is_owner_index(name, text)}
 
 
 async def _check_internal(conn: asyncpg.Connection, tablename: str, grants: tuple[Grant, ...]) -> list[Difference]:
