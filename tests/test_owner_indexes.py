@@ -1,7 +1,7 @@
 """Per-owner HNSW indexes (centrid.schema.owner_indexes) on a real database:
 the command creates one for each large owner and drops it with hysteresis;
 `piccolo centrid check` accepts exactly that shape; a large owner's search
-goes through their own graph, still gives their true top-k in the crowding
+goes through their own index, still gives their true top-k in the crowding
 case, and nobody else's search sees their chunks."""
 
 from __future__ import annotations
@@ -38,6 +38,17 @@ async def _owner_with(db: MigratedDB, client: httpx.AsyncClient, n: int, seed: i
     vectors = noisy(rng, np.array(E0), 1.0, n)
     _, ids = await corpus(db, client, user, [(f"c {i}", [float(x) for x in v]) for i, v in enumerate(vectors)])
     return user, ids
+
+
+async def _route_as(user: str, document_ids: tuple[uuid.UUID, ...] | None = None) -> search_lists.Route:
+    """search_lists.route as `user` runs it in a request."""
+    import piccolo_conf
+
+    from centrid.request.claims import Caller, enter_scope
+
+    async with piccolo_conf.DB.transaction() as txn:
+        await enter_scope(txn.connection, Caller(role="authenticated", sub=user))
+        return await search_lists.route(search_lists.Scope(owner=uuid.UUID(user), document_ids=document_ids), 100)
 
 
 async def test_the_command_indexes_large_owners_and_drops_with_hysteresis(
@@ -101,28 +112,30 @@ async def test_a_large_owners_search_uses_their_graph_and_stays_exact(
     db: MigratedDB, client: httpx.AsyncClient
 ) -> None:
     """The crowding case with the caller's own index: their true top-k,
-    through their own graph; and another user's search never sees them."""
+    through their own index; and another user's search never sees them."""
     alice, ids, query = await crowded_caller(db, client, seed=21)
     bob, bob_ids = await _owner_with(db, client, 20, seed=22)
     # Alice's index only (the command would index the crowd's users too).
-    todo = owner_indexes.Plan(create=(uuid.UUID(alice), uuid.UUID(bob)), drop=())
+    todo = owner_indexes.Plan(create=((uuid.UUID(alice), 1), (uuid.UUID(bob), 1)), drop=())
     await owner_indexes.apply(db.owner, todo)
     await db.owner.execute("ANALYZE document_chunks")
 
-    # The search's route: Alice's graph; a crowd user's chunks are counted.
-    route = await search_lists.route(search_lists.Scope(owner=uuid.UUID(alice), document_ids=None), 100)
-    assert route == search_lists.Route(owner_index=True, candidates=None)
+    # The search's route: Alice's index; a crowd user's chunks are counted.
+    assert await _route_as(alice) == search_lists.Route(owner_lists=1, candidates=None)
     crowd_user = await db.owner.fetchval("SELECT user_id FROM documents WHERE filename = 'crowd' LIMIT 1")
-    route = await search_lists.route(search_lists.Scope(owner=crowd_user, document_ids=None), 100)
-    assert route == search_lists.Route(owner_index=False, candidates=40)
+    assert await _route_as(str(crowd_user)) == search_lists.Route(owner_lists=None, candidates=40)
+    # With document_ids the search is exact over those documents: counted.
+    doc = await db.owner.fetchval("SELECT id FROM documents WHERE user_id = $1", uuid.UUID(alice))
+    assert await _route_as(alice, (doc,)) == search_lists.Route(owner_lists=None, candidates=15)
 
     async with acting_as(db.dsn, "authenticated", alice) as conn:
         # Sorting off: only an index can order the rows, and it must be
-        # Alice's graph, usable under RLS because the hint is a constant.
+        # Alice's, usable under RLS because the hint is a constant.
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_sort = off")
         plan = "\n".join(r[0] for r in await conn.fetch(
             "EXPLAIN SELECT id FROM document_chunks c WHERE c.user_id = $1 "
-            "ORDER BY embedding OPERATOR(extensions.<=>) $2::text::extensions.vector LIMIT 20",
+            f"ORDER BY ({owner_indexes.indexed_expression('extensions')}) "
+            "OPERATOR(extensions.<=>) $2::text::extensions.vector LIMIT 20",
             uuid.UUID(alice), vtext(query)))
     assert owner_indexes.index_name(uuid.UUID(alice)) in plan, plan
 
@@ -134,3 +147,14 @@ async def test_a_large_owners_search_uses_their_graph_and_stays_exact(
         r = await search(client, bob, body)
         seen = {h["id"] for h in r.json()["items"]}
         assert seen and seen <= set(bob_ids) and not seen & set(ids), body
+
+
+def test_lists_probes_and_staleness() -> None:
+    """One list per 100 vectors; probes 4 sqrt(lists), never more than the
+    lists; an index is rebuilt once its owner calls for more than twice or
+    under half its lists."""
+    assert [owner_indexes.lists_for(n) for n in (1, 149, 151, 10_000, 100_000)] == [1, 1, 2, 100, 1000]
+    assert [owner_indexes.probes(lists) for lists in (1, 4, 100, 1000)] == [1, 4, 40, 127]
+    assert not owner_indexes.stale(100, 10_000) and not owner_indexes.stale(100, 20_000)
+    assert owner_indexes.stale(100, 20_100) and owner_indexes.stale(100, 4_900)
+    assert not owner_indexes.stale(1, 40) and not owner_indexes.stale(1, 20)

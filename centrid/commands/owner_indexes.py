@@ -1,4 +1,4 @@
-"""`piccolo centrid owner_indexes`: per-owner HNSW indexes for large owners.
+"""`piccolo centrid owner_indexes`: per-owner vector indexes for large owners.
 
 Run as the owner role (DATABASE_URL), after migrations and then as often
 as ownership changes (a nightly job is plenty: until an owner has an
@@ -20,7 +20,7 @@ from centrid.schema import owner_indexes
 
 def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="piccolo centrid owner_indexes", description="Create and drop per-owner HNSW indexes."
+        prog="piccolo centrid owner_indexes", description="Create and drop per-owner vector indexes."
     )
     parser.add_argument(
         "--threshold",
@@ -42,7 +42,7 @@ def _command_line(threshold: str, dry_run: bool) -> list[str]:
 
 
 async def owner_indexes_command(threshold: str = "", dry_run: bool = False) -> None:
-    """Create an HNSW index for each owner with at least THRESHOLD embedded
+    """Create a vector index for each owner with at least THRESHOLD embedded
     chunks and drop those whose owner fell below half of it, concurrently.
 
     Usage: piccolo centrid owner_indexes [--threshold N] [--dry_run]
@@ -67,8 +67,8 @@ async def owner_indexes_command(threshold: str = "", dry_run: bool = False) -> N
         todo = await owner_indexes.plan(conn, options.threshold)
         for name in todo.drop:
             print(f"drop {name}")
-        for owner in todo.create:
-            print(f"create {owner_indexes.index_name(owner)} (owner {owner})")
+        for owner, lists in todo.create:
+            print(f"create {owner_indexes.index_name(owner)} (owner {owner}, {lists} lists)")
         if not options.dry_run:
             await owner_indexes.apply(conn, todo)
         verb = "would be" if options.dry_run else "were"

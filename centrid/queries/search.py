@@ -9,13 +9,14 @@ closer chunks of theirs exist.
 
 The strategy (measured in bench/bench_retrieval.py, docs/BENCHMARKS.md):
 
-0. *A large owner: their own graph.* An owner with a per-owner HNSW index
-   (centrid.schema.owner_indexes, made by `piccolo centrid owner_indexes`
-   for owners of at least 5,000 embedded chunks) is searched through it
-   when the search covers all their chunks: a graph of their vectors only,
-   so every row it hands over passes the policy and the scan is as good as
-   an unfiltered one over a table of that size (the iterative scan and
-   the exact fallback below still apply).
+0. *A large owner: their own index.* An owner with a per-owner IVFFlat
+   index (centrid.schema.owner_indexes, made by `piccolo centrid
+   owner_indexes` for owners of at least 5,000 embedded chunks) is
+   searched through it when the search covers all their chunks: it holds
+   their vectors only, so every row it hands over passes the policy.
+   `ivfflat.probes` is set LOCAL from the index's lists; the nearest
+   OVERFETCH x k are re-sorted by exact distance, and the exact fallback
+   below keeps it from being short.
 1. *Few candidates: exact.* The candidate set is the caller's chunks (and,
    with `document_ids`, only those documents'). The query reaches them
    through `document_chunks.user_id`, the document's owner that the
@@ -77,8 +78,10 @@ from centrid.queries.search_lists import (
     exact_list,
     indexed_list,
     keyword_list,
+    owner_list,
     route,
 )
+from centrid.schema.owner_indexes import probes
 from centrid.schema.tables import DocumentChunk
 
 __all__ = ["Hit", "Mode", "Scope", "fuse", "hit_rows", "hybrid_depth", "search", "semantic_list"]
@@ -134,22 +137,28 @@ async def _route(scope: Scope) -> Route | None:
 def _exact_count(way: Route | None) -> int | None:
     """How many candidates to rank exactly, or None when an index serves
     the scope (an owner index, too many candidates, or everyone's)."""
-    if way is None or way.owner_index or way.candidates is None or way.candidates > EXACT_LIMIT:
+    if way is None or way.owner_lists is not None or way.candidates is None or way.candidates > EXACT_LIMIT:
         return None
     return way.candidates
 
 
-async def _approximate(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
-    """The index path, with the exact fallback that keeps it from being short."""
-    hits = await indexed_list(query, scope, k, OVERFETCH * k)
+async def _approximate(query: str, scope: Scope, k: int, owner_lists: int | None) -> list[tuple[uuid.UUID, float]]:
+    """An index path (the owner's index when they have one, else the
+    shared one), with the exact fallback that keeps it from being short."""
+    if owner_lists is not None:
+        await DocumentChunk.raw("SELECT set_config('ivfflat.probes', {}, true)", str(probes(owner_lists))).run()
+        hits = await owner_list(query, scope, k, OVERFETCH * k)
+    else:
+        hits = await indexed_list(query, scope, k, OVERFETCH * k)
     if len(hits) < k:
         hits = await exact_list(query, scope, k)
     return hits
 
 
 async def _semantic(query: str, scope: Scope, k: int, way: Route | None) -> list[tuple[uuid.UUID, float]]:
-    exact = _exact_count(way) is not None
-    return await (exact_list(query, scope, k) if exact else _approximate(query, scope, k))
+    if _exact_count(way) is not None:
+        return await exact_list(query, scope, k)
+    return await _approximate(query, scope, k, None if way is None else way.owner_lists)
 
 
 async def semantic_list(embedding: Sequence[float], scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from centrid.queries.chunks import vector_schema
-from centrid.schema.owner_indexes import index_name
+from centrid.schema.owner_indexes import index_name, indexed_expression
 from centrid.schema.tables import DocumentChunk
 
 
@@ -28,11 +28,12 @@ class Scope:
 
 @dataclass(frozen=True)
 class Route:
-    """What decides the semantic path: whether the scope is exactly one
-    owner with a valid per-owner HNSW index (centrid.schema.owner_indexes),
-    and otherwise how many candidates it has (counted up to a cap + 1)."""
+    """What decides the semantic path: when the scope is exactly one owner
+    with a valid per-owner index (centrid.schema.owner_indexes), its number
+    of lists; otherwise how many candidates the scope has (counted up to a
+    cap + 1)."""
 
-    owner_index: bool
+    owner_lists: int | None
     candidates: int | None
 
 
@@ -69,26 +70,26 @@ async def keyword_list(q: str, scope: Scope, depth: int) -> list[tuple[uuid.UUID
 
 
 async def route(scope: Scope, cap: int) -> Route:
-    """In one round trip: the owner's index (only for a search over all of
-    one owner's chunks), else how many of the scope's chunks have an
-    embedding, counting at most cap + 1 from the partial (user_id,
-    document_id) index alone. The CASE skips the count when the index is
-    there. pg_index is readable by every role; the index's existence says
-    nothing about rows."""
+    """In one round trip: the owner's index and its lists (only for a
+    search over all of one owner's chunks), else how many of the scope's
+    chunks have an embedding, counting at most cap + 1 from the partial
+    (user_id, document_id) index alone; the CASE skips the count when the
+    index is there. The catalogs are readable by every role, and an index's
+    existence says nothing about rows."""
+    name = None if scope.owner is None or scope.document_ids is not None else f"public.{index_name(scope.owner)}"
     args: list[Any] = []
     where = scope_sql(scope, args)
-    args.append(cap + 1)
-    owner_index = scope.owner is not None and scope.document_ids is None
-    args.append(f"public.{index_name(scope.owner)}" if owner_index and scope.owner is not None else None)
+    args += [cap + 1, name]
     sql = (
-        "SELECT i.indexed, CASE WHEN i.indexed THEN NULL ELSE ("
+        "SELECT i.lists, CASE WHEN i.lists IS NOT NULL THEN NULL ELSE ("
         "SELECT count(*) FROM (SELECT 1 FROM document_chunks c "
         f"WHERE c.embedding IS NOT NULL AND {where} LIMIT {{}}) s) END AS n "
-        "FROM (SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index "
-        "WHERE indexrelid = to_regclass({}::text) AND indisvalid) AS indexed) i"
+        "FROM (SELECT (SELECT o.option_value::int FROM pg_catalog.pg_index x "
+        "JOIN pg_catalog.pg_class ic ON ic.oid = x.indexrelid, pg_catalog.pg_options_to_table(ic.reloptions) o "
+        "WHERE x.indexrelid = to_regclass({}::text) AND x.indisvalid AND o.option_name = 'lists') AS lists) i"
     )
     record = (await DocumentChunk.raw(sql, *args).run())[0]
-    return Route(owner_index=bool(record["indexed"]), candidates=None if record["n"] is None else int(record["n"]))
+    return Route(owner_lists=record["lists"], candidates=None if record["n"] is None else int(record["n"]))
 
 
 async def exact_list(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, float]]:
@@ -116,12 +117,30 @@ async def exact_list(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, 
     return [(r["id"], float(r["distance"])) for r in records]
 
 
+async def owner_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple[uuid.UUID, float]]:
+    """Through the owner's own index (the caller sets ivfflat.probes): the
+    `fetch` nearest by the normalised vector, which only that index holds
+    (its predicate implied by the `c.user_id = <owner>` constant of the
+    custom plan), re-sorted by the exact distance; the closest k."""
+    schema = await vector_schema()
+    args: list[Any] = [query]
+    where = scope_sql(scope, args)
+    args += [fetch, k]
+    sql = (
+        "WITH near AS MATERIALIZED ("
+        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
+        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c WHERE {where} "
+        f"ORDER BY ({indexed_expression(schema)}) OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
+        "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
+    )
+    records = await DocumentChunk.raw(sql, *args).run()
+    return [(r["id"], float(r["distance"])) for r in records]
+
+
 async def indexed_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple[uuid.UUID, float]]:
     """The index path: HNSW, iteratively, until `fetch` of the scope's rows
     (RLS deciding which are the caller's) have come through; the closest k
-    of them. The planner takes the owner's own index when there is one
-    (the `c.user_id = <owner>` constant implies its predicate), else the
-    index over everyone's vectors."""
+    of them."""
     schema = await vector_schema()
     args: list[Any] = [query]
     where = scope_sql(scope, args)

@@ -6,7 +6,7 @@ beside it: columns (type, nullability, default, generated tsvector columns,
 the `auth.uid()` owner default, storage mode), storage parameters,
 constraints, foreign keys, indexes, triggers, RLS, policies and grants; plus the internal tables (migration
 ledger, admin login) that no API role may reach, and any table in `public`
-that nothing declares. Per-owner HNSW indexes (centrid.schema.owner_indexes)
+that nothing declares. Per-owner vector indexes (centrid.schema.owner_indexes)
 are data, not schema: accepted when they have the expected shape.
 
 Inside a transaction that is always rolled back, each table is built as the
@@ -130,7 +130,7 @@ async def _check_table(conn: asyncpg.Connection, table: type[Table], sec: TableS
 
 
 def _declared_indexes(label: str, live: Mapping[str, str]) -> dict[str, str]:
-    """The live indexes less the per-owner HNSW indexes, which are data, not
+    """The live indexes less the per-owner vector indexes, which are data, not
     schema (centrid.schema.owner_indexes); one of them that is invalid or
     not of the expected shape stays in, so it is reported."""
     if label != OWNER_INDEXED_TABLE:
