@@ -117,12 +117,11 @@ async def exact_list(query: str, scope: Scope, k: int) -> list[tuple[uuid.UUID, 
     return [(r["id"], float(r["distance"])) for r in records]
 
 
-async def owner_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple[uuid.UUID, float]]:
-    """Through the owner's own index (the caller sets ivfflat.probes): the
-    `fetch` nearest by the normalised vector, which only that index holds
-    (its predicate implied by the `c.user_id = <owner>` constant of the
-    custom plan), re-sorted by the exact distance; the closest k."""
+async def _nearest(query: str, scope: Scope, k: int, fetch: int, *, owner_index: bool) -> list[tuple[uuid.UUID, float]]:
+    """The `fetch` rows an index scan hands over first (RLS deciding which
+    are the caller's), re-sorted by exact distance; the closest k."""
     schema = await vector_schema()
+    order = f"({indexed_expression(schema)})" if owner_index else "c.embedding"
     args: list[Any] = [query]
     where = scope_sql(scope, args)
     args += [fetch, k]
@@ -130,31 +129,24 @@ async def owner_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple
         "WITH near AS MATERIALIZED ("
         f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
         f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c WHERE {where} "
-        f"ORDER BY ({indexed_expression(schema)}) OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
+        f"ORDER BY {order} OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
         "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
     )
     records = await DocumentChunk.raw(sql, *args).run()
     return [(r["id"], float(r["distance"])) for r in records]
+
+
+async def owner_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple[uuid.UUID, float]]:
+    """Through the owner's own index (the caller sets ivfflat.probes): ordered
+    by the normalised vector, which only that index holds (its predicate
+    implied by the `c.user_id = <owner>` constant of the custom plan)."""
+    return await _nearest(query, scope, k, fetch, owner_index=True)
 
 
 async def indexed_list(query: str, scope: Scope, k: int, fetch: int) -> list[tuple[uuid.UUID, float]]:
-    """The index path: HNSW, iteratively, until `fetch` of the scope's rows
-    (RLS deciding which are the caller's) have come through; the closest k
-    of them."""
-    schema = await vector_schema()
-    args: list[Any] = [query]
-    where = scope_sql(scope, args)
-    args.append(fetch)
-    args.append(k)
-    sql = (
-        "WITH near AS MATERIALIZED ("
-        f"SELECT c.id, c.embedding OPERATOR({schema}.<=>) q.v AS distance "
-        f"FROM (SELECT {{}}::text::{schema}.vector AS v) q, document_chunks c WHERE {where} "
-        f"ORDER BY c.embedding OPERATOR({schema}.<=>) q.v LIMIT {{}}) "
-        "SELECT id, distance FROM near ORDER BY distance, id LIMIT {}"
-    )
-    records = await DocumentChunk.raw(sql, *args).run()
-    return [(r["id"], float(r["distance"])) for r in records]
+    """Through the shared HNSW index, iteratively, until `fetch` of the
+    scope's rows have come through."""
+    return await _nearest(query, scope, k, fetch, owner_index=False)
 
 
 async def both_exact(
