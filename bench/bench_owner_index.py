@@ -1,16 +1,21 @@
-"""The per-owner HNSW index on the retrieval data set: recall@10 and latency
-against exact search over the owner's chunks, by ef_search and build
-parameters, for the large probe owners.
+"""The per-owner vector index on the retrieval data set: recall@10 and
+latency against exact search over the owner's chunks, for the large probe
+owners, by search setting and (with --build) by index method and build
+parameters.
 
+    # the indexes as `piccolo centrid owner_indexes` made them:
     DATABASE_URL=postgresql://... .venv/bin/python bench/bench_owner_index.py \\
-        [--sizes 10000,100000] [--queries 40] [--ef 100,200,400,800] [--build m=16,ef_construction=64]
+        --method ivfflat --normalized --ef 40,127 --sizes 10000,100000
+    # an HNSW graph per owner instead (rebuilt under the same name):
+    ... --method hnsw --build m=16,ef_construction=200 --ef 200,400,1000 --sizes 10000
 
-Needs the database bench_retrieval.py loaded (centrid_bench_retrieval).
-`--build` rebuilds the probe owners' indexes with those parameters first
-(timed); without it the indexes `piccolo centrid owner_indexes` made are
-used. Runs as the owner login with the owner as a constant predicate:
-this measures the graph, not RLS (bench_retrieval.py measures searches as
-the caller, end to end).
+`--ef` lists the values of `hnsw.ef_search`, or of `ivfflat.probes` with
+`--method ivfflat`. Needs the database bench_retrieval.py loaded
+(centrid_bench_retrieval). `--build` replaces the probe owners' indexes
+(timed): run `piccolo centrid owner_indexes` afterwards to restore them.
+Runs as the owner login with the owner as a constant predicate: this
+measures the index, not RLS (bench_retrieval.py measures searches as the
+caller, end to end).
 """
 
 from __future__ import annotations

@@ -401,6 +401,15 @@ async def measure_all(
     owner = await asyncpg.connect(dsn)
     schema = await vector_schema(owner)
     await ensure_declared_indexes(dsn, owner, schema)
+    # The per-owner indexes, as an operator makes them (docs/OPERATIONS.md).
+    seconds, result = common.run_cli(["centrid", "owner_indexes"], dsn)
+    if result.returncode != 0:
+        raise RuntimeError(f"piccolo centrid owner_indexes failed: {result.stdout}{result.stderr}")
+    info["owner_indexes_run"] = f"{result.stdout.strip().splitlines()[-1]} in {seconds:.1f} s"
+    info["owner_indexes"] = await owner.fetchval(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'document_chunks' AND indexname LIKE 'document\\_chunks\\_owner\\_%'"
+    )
+    log(f"  owner indexes: {info['owner_indexes']} ({info['owner_indexes_run']})")
     sizes = await owner.fetchrow(
         "SELECT pg_relation_size('document_chunks_embedding_idx') AS hnsw, pg_relation_size('document_chunks') AS heap, "
         "pg_total_relation_size('document_chunks') AS total, (SELECT count(*) FROM document_chunks) AS chunks"
@@ -509,6 +518,8 @@ def report(
     args: argparse.Namespace, bench: common.Bench, plan: Plan, info: dict[str, Any], reused: bool,
     sizes: Any, cells: dict[tuple[int, str], Cell], transfer: dict[str, float], sq: Any,
 ) -> str:
+    from centrid.schema import owner_indexes
+
     lines = [
         f"## Retrieval under RLS at {plan.spec.chunks:,} chunks (semantic, hybrid, keyword; recall and short answers)",
         "",
@@ -529,7 +540,12 @@ def report(
         f"{info.get('maintenance_work_mem')}, {info.get('parallel_workers')} parallel worker); "
         f"**HNSW index size {_size(int(sizes['hnsw']))}**; table heap {_size(int(sizes['heap']))}, "
         f"with all indexes and TOAST {_size(int(sizes['total']))}.",
-        f"- Strategy (centrid/queries/search.py): exact over the caller's chunks when at most {sq.EXACT_LIMIT:,}; "
+        f"- Per-owner IVFFlat indexes (`piccolo centrid owner_indexes`, owners of >= "
+        f"{owner_indexes.DEFAULT_THRESHOLD:,} embedded chunks, one list per {owner_indexes.ROWS_PER_LIST} vectors, "
+        f"probes 4 sqrt(lists)): {info.get('owner_indexes')} present; this run's command: "
+        f"{info.get('owner_indexes_run')}.",
+        f"- Strategy (centrid/queries/search.py): the owner's own index when they have one; otherwise "
+        f"exact over the caller's chunks when at most {sq.EXACT_LIMIT:,}; "
         f"else HNSW with `hnsw.iterative_scan = relaxed_order`, `ef_search = {sq.EF_SEARCH}`, "
         f"`max_scan_tuples = {sq.MAX_SCAN_TUPLES:,}`, over-fetch x{sq.OVERFETCH} and exact re-sort; "
         "exact fallback when the index yields fewer than k.",
