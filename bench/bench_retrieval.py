@@ -330,11 +330,11 @@ async def run_service_search(engine: Any, caller: Any, body: dict[str, Any]) -> 
 
     async with engine.transaction() as txn:
         await enter_scope(txn.connection, caller)
+        scope = sq.Scope(owner=uuid.UUID(caller.sub), document_ids=None)
         hits = await sq.search(
-            q=body.get("q"), embedding=body.get("embedding"), mode=body["mode"], limit=LIMIT,
-            scope=sq.Scope(owner=uuid.UUID(caller.sub), document_ids=None),
+            q=body.get("q"), embedding=body.get("embedding"), mode=body["mode"], limit=LIMIT, scope=scope
         )
-        rows = await sq.hit_rows(hits)
+        rows = await sq.hit_rows(hits, scope)
     return [r["id"] for r in rows]
 
 

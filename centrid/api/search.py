@@ -219,7 +219,7 @@ async def search(request: Request) -> Response:
     )
     assert req.mode is not None
     hits = await search_queries.search(q=req.q, embedding=req.embedding, mode=req.mode, limit=req.limit, scope=scope)
-    rows = await search_queries.hit_rows(hits)
+    rows = await search_queries.hit_rows(hits, scope)
     items = [ChunkSearchHit.model_validate(r).model_dump(mode="json") for r in rows]
     for item in items:
         if item["distance"] is not None and not math.isfinite(item["distance"]):

@@ -80,6 +80,7 @@ from centrid.queries.search_lists import (
     keyword_list,
     owner_list,
     route,
+    scope_sql,
 )
 from centrid.schema.owner_indexes import probes
 from centrid.schema.tables import DocumentChunk
@@ -233,14 +234,26 @@ async def search(
     return fuse(keyword, semantic)[:limit]
 
 
-async def hit_rows(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+async def hit_rows(hits: Sequence[Hit], scope: Scope) -> list[dict[str, Any]]:
     """The hits with their chunk and document fields, in the hits' order."""
     if not hits:
         return []
+    args: list[Any] = [[h.id for h in hits]]
+    where = scope_sql(scope, args)
+    # The hits first, by primary key, then their documents. Joined plainly,
+    # the planner started from the caller's documents (estimated from the
+    # policy's auth.uid() as an average owner's few) and probed every one of
+    # them: 60 ms of a 100,000-chunk owner's 78 ms semantic search
+    # (docs/BENCHMARKS.md, "Retrieval, round 5"). The fence makes the chunks
+    # come first; the scope's constant owner (a planner hint, as in every
+    # list) keeps the planner from also reading all of the owner's chunk
+    # ids from (user_id, document_id) to AND them with the ten (8 ms more).
     records = await DocumentChunk.raw(
-        "SELECT c.id, c.document_id, d.filename, c.chunk_index, c.content, c.section_title "
-        "FROM document_chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY({}::uuid[])",
-        [h.id for h in hits],
+        "WITH hit AS MATERIALIZED (SELECT c.id, c.document_id, c.chunk_index, c.content, c.section_title "
+        f"FROM document_chunks c WHERE c.id = ANY({{}}::uuid[]) AND {where}) "
+        "SELECT hit.id, hit.document_id, d.filename, hit.chunk_index, hit.content, hit.section_title "
+        "FROM hit JOIN documents d ON d.id = hit.document_id",
+        *args,
     ).run()
     by_id = {r["id"]: dict(r) for r in records}
     rows = []
