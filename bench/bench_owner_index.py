@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -75,7 +77,7 @@ async def main() -> None:
     column = "(extensions.l2_normalize(embedding)::extensions.vector(384))" if args.normalized else "embedding"
     if args.hide_shared:
         await conn.execute("BEGIN; DROP INDEX document_chunks_embedding_idx")
-    lines = [f"- Run {now_utc()}: `{' '.join(os.sys.argv[1:])}`", ""]
+    lines = [f"- Run {now_utc()}: `{' '.join(sys.argv[1:])}`", ""]
     lines.append("| owner's chunks | ef_search | recall@10 | p50 ms | p99 ms | exact p50 ms |")
     lines.append("|---:|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
@@ -126,7 +128,7 @@ async def main() -> None:
     if args.hide_shared:
         await conn.execute("ROLLBACK")
     await conn.close()
-    emit("\n".join(lines), None if args.output is None else __import__("pathlib").Path(args.output))
+    emit("\n".join(lines), None if args.output is None else Path(args.output))
 
 
 if __name__ == "__main__":

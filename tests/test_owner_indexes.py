@@ -108,7 +108,7 @@ async def test_check_reports_an_index_under_the_prefix_of_another_shape(db: Migr
     assert todo.drop == (name,) and todo.create == ()
 
 
-async def test_a_large_owners_search_uses_their_graph_and_stays_exact(
+async def test_a_large_owners_search_uses_their_index_and_stays_exact(
     db: MigratedDB, client: httpx.AsyncClient
 ) -> None:
     """The crowding case with the caller's own index: their true top-k,

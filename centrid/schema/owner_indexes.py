@@ -13,7 +13,7 @@ nobody else's: every row it hands over passes the policy. It is IVFFlat,
 not HNSW: on clustered vectors (chunks of one document are near-duplicates)
 a 100,000-vector HNSW graph reached recall@10 0.85 at ef_search 400 and
 0.87 at 1,000, while IVFFlat probing a tenth of its lists reached 0.99
-(docs/BENCHMARKS.md, "Per-owner indexes"). It indexes
+(docs/BENCHMARKS.md, "Retrieval, round 5"). It indexes
 `l2_normalize(embedding)`: the cosine distance of the normalised vector is
 the cosine distance itself, and no other index has that expression, so a
 search ordered by it can only be served by this index (the planner would
@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from centrid.schema.render import quote_ident
 from centrid.schema.tables.documents import EMBEDDING_DIMENSIONS
 
 TABLE = "document_chunks"
@@ -161,23 +162,19 @@ async def plan(conn: asyncpg.Connection, threshold: int = DEFAULT_THRESHOLD) -> 
     drop: list[str] = []
     for r in await conn.fetch(_EXISTING_SQL, TABLE, PREFIX.replace("_", "\\_") + "%"):
         owner, lists = owner_of(r["name"]), lists_of(r["definition"])
-        keep = (
-            r["valid"]
-            and owner is not None
-            and lists is not None
-            and is_owner_index(r["name"], r["definition"])
-            and owner in counts
-            and not stale(lists, counts[owner])
-        )
-        if keep and owner is not None:
+        shaped = r["valid"] and is_owner_index(r["name"], r["definition"])
+        if shaped and owner is not None and lists is not None and owner in counts and not stale(lists, counts[owner]):
             good.add(owner)
         else:
             drop.append(r["name"])
-    create = sorted((owner, lists_for(n)) for owner, n in counts.items() if n >= threshold and owner not in good)
-    # A stale or misshapen index of an owner still large is rebuilt, even
-    # between half the threshold and the threshold.
-    rebuilt = ({owner_of(name) for name in drop} & set(counts)) - {owner for owner, _ in create}
-    create += sorted((owner, lists_for(counts[owner])) for owner in rebuilt if owner is not None)
+    # A stale or misshapen index of an owner still above half the threshold
+    # is rebuilt, not just dropped.
+    dropped = {owner_of(name) for name in drop}
+    create = sorted(
+        (owner, lists_for(n))
+        for owner, n in counts.items()
+        if owner not in good and (n >= threshold or owner in dropped)
+    )
     return Plan(create=tuple(create), drop=tuple(sorted(drop)))
 
 
@@ -191,10 +188,6 @@ async def _extension_schema(conn: asyncpg.Connection) -> str:
     return schema
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 async def apply(conn: asyncpg.Connection, todo: Plan, *, concurrently: bool = True) -> None:
     """Drop, then create, one index at a time. `conn` must not be in a
     transaction: CREATE/DROP INDEX CONCURRENTLY cannot run in one, and each
@@ -202,15 +195,15 @@ async def apply(conn: asyncpg.Connection, todo: Plan, *, concurrently: bool = Tr
     index is being rebuilt their searches are exact."""
     how = "CONCURRENTLY " if concurrently else ""
     for name in todo.drop:
-        await conn.execute(f"DROP INDEX {how}IF EXISTS public.{_quote(name)}")
+        await conn.execute(f"DROP INDEX {how}IF EXISTS public.{quote_ident(name)}")
     if not todo.create:
         return
     schema = await _extension_schema(conn)
     for owner, lists in todo.create:
         # A failed concurrent build leaves an INVALID index behind.
-        await conn.execute(f"DROP INDEX {how}IF EXISTS public.{_quote(index_name(owner))}")
+        await conn.execute(f"DROP INDEX {how}IF EXISTS public.{quote_ident(index_name(owner))}")
         await conn.execute(
-            f"CREATE INDEX {how}{_quote(index_name(owner))} ON public.{TABLE} "
+            f"CREATE INDEX {how}{quote_ident(index_name(owner))} ON public.{TABLE} "
             f"USING ivfflat (({indexed_expression(schema)}) {schema}.vector_cosine_ops) "
             f"WITH (lists = {int(lists)}) WHERE user_id = '{owner}'::uuid"
         )

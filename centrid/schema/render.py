@@ -17,6 +17,11 @@ from centrid.schema.difference import Kind
 from centrid.schema.roles import ADMIN_ROLE, ALL_ROLES, API_ROLES
 from centrid.schema.security import Extension, Grant, InheritedOwner, Policy, Privilege, TableSecurity
 
+
+def quote_ident(identifier: str) -> str:
+    """An identifier as PostgreSQL's quote_ident would always quote it."""
+    return '"' + identifier.replace('"', '""') + '"'
+
 # Tables that are not user data: Piccolo's migration ledger and the admin
 # login tables. No API role may reach them; the admin role may use its own.
 INTERNAL_TABLES = ("migration", "piccolo_user", "sessions")

@@ -15,12 +15,9 @@ from piccolo.table import Table
 
 from centrid.schema.difference import Difference, Kind
 from centrid.schema.drift.shape import TEMP_TABLE_SQL, TableShape, read_shape
-from centrid.schema.render import storage_statements, table_statements
+from centrid.schema.render import quote_ident, storage_statements, table_statements
 from centrid.schema.security import TableSecurity
 
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def is_serial(column: Column) -> bool:
@@ -32,7 +29,7 @@ def _column_ddl(column: Column) -> str:
     temporary table may not reference a permanent one (foreign keys are
     compared structurally instead)."""
     meta = column._meta
-    sql = f"{_q(meta.db_column_name)} {column.column_type}"
+    sql = f"{quote_ident(meta.db_column_name)} {column.column_type}"
     if meta.primary_key:
         sql += " PRIMARY KEY"
     if meta.unique:
@@ -46,18 +43,18 @@ def _column_ddl(column: Column) -> str:
 
 def expected_statements(table: type[Table], sec: TableSecurity | None) -> list[tuple[Kind, str, str]]:
     """(kind, name, SQL) building `table` as the code describes it, in pg_temp."""
-    t = "pg_temp." + _q(table._meta.tablename)
+    t = "pg_temp." + quote_ident(table._meta.tablename)
     columns = ", ".join(_column_ddl(c) for c in table._meta.columns)
     steps: list[tuple[Kind, str, str]] = [("table", "", f"CREATE TEMPORARY TABLE {t} ({columns})")]
     for constraint in table._meta.constraints:
         name = constraint._meta.name
-        steps.append(("constraint", name, f"ALTER TABLE {t} ADD CONSTRAINT {_q(name)} {constraint.ddl}"))
+        steps.append(("constraint", name, f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} {constraint.ddl}"))
     for column in table._meta.columns:
         if column._meta.index:
             name = table._get_index_name([column._meta.db_column_name])
             method = column._meta.index_method.value
             steps.append(
-                ("index", name, f"CREATE INDEX {_q(name)} ON {t} USING {method} ({_q(column._meta.db_column_name)})")
+                ("index", name, f"CREATE INDEX {quote_ident(name)} ON {t} USING {method} ({quote_ident(column._meta.db_column_name)})")
             )
     if sec is not None:
         # Foreign keys are compared structurally (compare_foreign_keys): a
